@@ -1,0 +1,1 @@
+"""HarmoDistill projects namespace (``import projects.mmdet3d_plugin``)."""

@@ -1,0 +1,1 @@
+"""Box layout, coders, assigners and match costs shared by heads and evaluation."""

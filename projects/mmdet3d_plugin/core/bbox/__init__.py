@@ -1,0 +1,1 @@
+"""3D box layout constants, box coders, assigners, match costs and box utilities."""

@@ -1,0 +1,1 @@
+"""nuScenes datasets, info conversion, the generated nuScenes world, pipelines, samplers and evaluation."""

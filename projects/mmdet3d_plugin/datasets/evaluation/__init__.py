@@ -1,0 +1,1 @@
+"""Detector outputs to nuScenes submissions, and the official nuscenes-devkit evaluation."""

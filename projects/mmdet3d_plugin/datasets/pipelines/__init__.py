@@ -1,0 +1,1 @@
+"""Data pipeline transforms, registered by the names StreamPETR configs use."""

@@ -1,0 +1,1 @@
+"""The generated nuScenes-format world: tables, cameras, images and LiDAR sweeps."""

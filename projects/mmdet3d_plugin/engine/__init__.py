@@ -1,0 +1,1 @@
+"""The Lightning module and data module built from a config."""

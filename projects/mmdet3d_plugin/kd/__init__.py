@@ -1,0 +1,1 @@
+"""HarmoDistill: distillers, feature recorders, distillation losses and adapters."""

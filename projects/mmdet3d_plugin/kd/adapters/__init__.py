@@ -1,0 +1,1 @@
+"""Trainable student-to-teacher projections."""

@@ -1,0 +1,1 @@
+"""The distillation wrapper: frozen teacher, student, taps and losses."""

@@ -1,0 +1,1 @@
+"""Feature taps: forward hooks held by plain objects, never modules."""

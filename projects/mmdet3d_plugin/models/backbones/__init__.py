@@ -1,0 +1,1 @@
+"""Image backbones (ResNet with torchvision parameter names)."""

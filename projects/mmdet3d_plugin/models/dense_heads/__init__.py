@@ -1,0 +1,1 @@
+"""3D query heads (StreamPETR, RayDN) and 2D auxiliary heads."""

@@ -1,0 +1,1 @@
+"""The plain detectors: Petr3D (StreamPETR) and RepDetr3D (RayDN)."""

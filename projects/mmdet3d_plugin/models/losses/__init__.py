@@ -1,0 +1,1 @@
+"""Detection losses: focal, L1, GIoU, quality focal, Gaussian focal."""

@@ -1,0 +1,1 @@
+"""Feature pyramid necks (FPN, CPFPN) with mmdet parameter names."""

@@ -1,0 +1,1 @@
+"""Attention, positional encodings, MLN, memory queue, denoising and deformable aggregation."""

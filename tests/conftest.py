@@ -1,0 +1,49 @@
+"""Shared fixtures: one tiny generated nuScenes world and its info files per test session."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+# Tests run on 2-core CPU machines next to other work: keep intra-op threads modest.
+torch.set_num_threads(2)
+
+TINY_WORLD = dict(
+    version="v1.0-mini",
+    train_scenes=2,
+    val_scenes=1,
+    samples_per_scene=4,
+    image_size=(400, 225),
+    seed=0,
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip tests marked ``gpu`` when no CUDA device is present."""
+    if torch.cuda.is_available():
+        return
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session")
+def synthetic_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Root of a tiny generated nuScenes world (2 train + 1 val scene, 4 samples each)."""
+    from projects.mmdet3d_plugin.datasets.synthetic.generator import generate_world
+
+    root = tmp_path_factory.mktemp("nuscenes")
+    return generate_world(root, **TINY_WORLD)
+
+
+@pytest.fixture(scope="session")
+def synthetic_infos(synthetic_world: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Temporal info files of :func:`synthetic_world`, keyed by split (``train``, ``val``)."""
+    from projects.mmdet3d_plugin.datasets.nuscenes_converter import create_nuscenes_infos
+
+    out_dir = tmp_path_factory.mktemp("infos")
+    return create_nuscenes_infos(
+        synthetic_world, out_dir, extra_tag="nuscenes2d", version=TINY_WORLD["version"]
+    )
