@@ -1,0 +1,1 @@
+"""Assigners: one-to-one matching of predictions to ground truth."""

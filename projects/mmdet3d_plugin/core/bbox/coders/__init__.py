@@ -1,0 +1,1 @@
+"""Box coders: turn head outputs into boxes, scores and labels."""

@@ -1,0 +1,1 @@
+"""Match costs: (num_query, num_gt) cost matrices for the Hungarian assigners."""
