@@ -1,1 +1,2 @@
-"""Detection losses: focal, L1, GIoU, quality focal, Gaussian focal."""
+"""Detection losses with mmdet names: focal, quality focal, Gaussian focal, L1, smooth L1,
+IoU, GIoU and cross-entropy (shared weighted reduction in ``utils``)."""

@@ -1,0 +1,32 @@
+"""L1 loss (mmdet ``L1Loss``), e.g. ``loss_bbox=dict(type='L1Loss', loss_weight=0.25)``."""
+from __future__ import annotations
+
+import torch
+
+from projects.mmdet3d_plugin.models.losses.utils import WeightedLoss, check_same_shape
+from projects.mmdet3d_plugin.registry import MODELS
+
+
+@MODELS.register_module()
+class L1Loss(WeightedLoss):
+    """``|pred - target|``, weighted and reduced.
+
+    Args:
+        reduction: 'none', 'mean' or 'sum'.
+        loss_weight: factor on the reduced loss.
+    """
+
+    def __init__(self, reduction: str = "mean", loss_weight: float = 1.0) -> None:
+        super().__init__(reduction, loss_weight)
+
+    def forward(
+        self,
+        pred: torch.Tensor,
+        target: torch.Tensor,
+        weight: torch.Tensor | None = None,
+        avg_factor: float | torch.Tensor | None = None,
+        reduction_override: str | None = None,
+    ) -> torch.Tensor:
+        """pred, target: (N, D); weight: (N, D) or (N,). Returns a scalar (or (N, D) for 'none')."""
+        check_same_shape(pred, target, type(self).__name__)
+        return self._reduce((pred - target).abs(), weight, avg_factor, reduction_override)
