@@ -1,0 +1,187 @@
+"""Targets and losses of StreamPETR-style 3D query heads (set prediction + denoising).
+
+Set losses follow DETR: each sample's queries are matched one-to-one to its ground truth
+by a Hungarian assigner; matched queries learn the class and the box code, the rest learn
+background. Denoising queries are supervised directly by the GT box they were made from.
+All losses stay finite when a sample (or the whole batch) holds no box.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from ...core.bbox.util import normalize_bbox
+from ..utils.denoising import DenoisingQueries
+
+
+def reduce_mean(value: Tensor) -> Tensor:
+    """Average a tensor over the distributed group (identity when not distributed)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    value = value.clone()
+    dist.all_reduce(value.div_(dist.get_world_size()), op=dist.ReduceOp.SUM)
+    return value
+
+
+@dataclass
+class SetTargets:
+    """Matching targets of one decoder layer for the whole batch.
+
+    Attributes:
+        labels: ``(B * Q,)`` int64 class per query, ``num_classes`` for background.
+        pos_index: ``(P,)`` flat indices (into ``B * Q``) of the matched queries.
+        pos_gt_bboxes: ``(P, 9)`` GT box of each matched query (box layout).
+        num_pos: ``P``; num_neg: ``B * Q - P``.
+    """
+
+    labels: Tensor
+    pos_index: Tensor
+    pos_gt_bboxes: Tensor
+    num_pos: int
+    num_neg: int
+
+
+def assign_set_targets(
+    assigner: object,
+    cls_scores: Tensor,
+    bbox_preds: Tensor,
+    gt_bboxes_3d: Sequence[Tensor],
+    gt_labels_3d: Sequence[Tensor],
+    num_classes: int,
+    match_costs: Tensor,
+    match_with_velo: bool,
+) -> SetTargets:
+    """Match every sample's queries to its GT boxes.
+
+    Args:
+        assigner: a Hungarian assigner with ``assign(bbox_pred (Q, 10), cls_pred (Q, C),
+            gt_bboxes (M, 9), gt_labels (M,)) -> AssignResult``.
+        cls_scores: ``(B, Q, C)`` logits; bbox_preds: ``(B, Q, 10)`` box codes.
+        gt_bboxes_3d: B tensors ``(M_b, 9)``; gt_labels_3d: B tensors ``(M_b,)``.
+        num_classes: background label.
+        match_costs: ``(10,)`` per-code weights of the matching cost.
+        match_with_velo: include velocities in the matching cost.
+    """
+    batch, num_query = cls_scores.shape[:2]
+    labels, pos_index, pos_boxes = [], [], []
+    for b in range(batch):
+        gt_boxes = gt_bboxes_3d[b].to(bbox_preds)
+        gt_labels = gt_labels_3d[b].to(cls_scores.device).long()
+        result = assigner.assign(bbox_preds[b].detach(), cls_scores[b].detach(), gt_boxes,
+                                 gt_labels, code_weights=match_costs, with_velo=match_with_velo)
+        pos = result.pos_inds
+        sample_labels = torch.full((num_query,), num_classes, dtype=torch.long,
+                                   device=cls_scores.device)
+        sample_labels[pos] = gt_labels[result.pos_assigned_gt_inds]
+        labels.append(sample_labels)
+        pos_index.append(pos + b * num_query)
+        pos_boxes.append(gt_boxes[result.pos_assigned_gt_inds])
+    pos_index_t = torch.cat(pos_index)
+    num_pos = int(pos_index_t.numel())
+    return SetTargets(
+        labels=torch.cat(labels), pos_index=pos_index_t, pos_gt_bboxes=torch.cat(pos_boxes),
+        num_pos=num_pos, num_neg=batch * num_query - num_pos,
+    )
+
+
+def box_code_loss(
+    loss_bbox: nn.Module, preds: Tensor, gt_bboxes: Tensor, code_weights: Tensor, avg_factor: float
+) -> Tensor:
+    """Weighted regression loss of box codes ``(P, 10)`` against boxes ``(P, 9)``.
+
+    Targets whose code is not finite (a zero size) are skipped, as upstream.
+    """
+    targets = normalize_bbox(gt_bboxes)
+    finite = torch.isfinite(targets).all(dim=-1)
+    weights = code_weights.to(preds).expand_as(preds)
+    loss = loss_bbox(preds[finite], targets[finite], weights[finite], avg_factor=avg_factor)
+    return torch.nan_to_num(loss)
+
+
+def set_prediction_losses(
+    cls_scores: Tensor,
+    bbox_preds: Tensor,
+    targets: SetTargets,
+    loss_cls: nn.Module,
+    loss_bbox: nn.Module,
+    code_weights: Tensor,
+    sync_cls_avg_factor: bool,
+) -> tuple[Tensor, Tensor]:
+    """Classification and box losses of one decoder layer.
+
+    Args:
+        cls_scores: ``(B, Q, C)``; bbox_preds: ``(B, Q, 10)``.
+
+    Returns:
+        ``(loss_cls, loss_bbox)`` scalars.
+    """
+    cls_flat = cls_scores.reshape(-1, cls_scores.shape[-1])
+    cls_avg = cls_flat.new_tensor([float(targets.num_pos)])
+    if sync_cls_avg_factor:
+        cls_avg = reduce_mean(cls_avg)
+    loss_c = loss_cls(cls_flat, targets.labels, torch.ones_like(targets.labels, dtype=cls_flat.dtype),
+                      avg_factor=max(float(cls_avg), 1.0))
+    num_pos = float(torch.clamp(reduce_mean(cls_flat.new_tensor([float(targets.num_pos)])), min=1))
+    box_flat = bbox_preds.reshape(-1, bbox_preds.shape[-1])
+    loss_b = box_code_loss(loss_bbox, box_flat[targets.pos_index], targets.pos_gt_bboxes,
+                           code_weights, num_pos)
+    return torch.nan_to_num(loss_c), loss_b
+
+
+def gather_dn_predictions(dn: DenoisingQueries, cls_scores: Tensor, bbox_preds: Tensor) -> tuple[Tensor, Tensor]:
+    """Predictions of the supervised DN copies.
+
+    Args:
+        cls_scores: ``(B, pad_size, C)``; bbox_preds: ``(B, pad_size, 10)``.
+
+    Returns:
+        ``((S * M, C), (S * M, 10))`` in the order of ``dn.labels``.
+    """
+    return cls_scores[dn.batch_index, dn.query_index], bbox_preds[dn.batch_index, dn.query_index]
+
+
+def denoising_losses(
+    cls_scores: Tensor,
+    bbox_preds: Tensor,
+    dn: DenoisingQueries,
+    loss_cls: nn.Module,
+    loss_bbox: nn.Module,
+    code_weights: Tensor,
+    split: float,
+    sync_cls_avg_factor: bool,
+) -> tuple[Tensor, Tensor]:
+    """Classification and box losses of the DN queries of one decoder layer.
+
+    The classification average factor is StreamPETR's expected number of positives,
+    ``num_targets * (pi / 6) * split ** 3`` (the share of the noise cube inside the
+    ``split`` ball); every copy regresses its GT box, background-labelled ones included.
+
+    Args:
+        cls_scores: ``(B, pad_size, C)``; bbox_preds: ``(B, pad_size, 10)``.
+
+    Returns:
+        ``(loss_cls, loss_bbox)`` scalars (not yet multiplied by ``dn_weight``).
+    """
+    cls_known, box_known = gather_dn_predictions(dn, cls_scores, bbox_preds)
+    cls_avg = cls_scores.new_tensor([dn.num_targets * math.pi / 6 * split ** 3])
+    if sync_cls_avg_factor:
+        cls_avg = reduce_mean(cls_avg)
+    loss_c = loss_cls(cls_known, dn.labels, torch.ones_like(dn.labels, dtype=cls_known.dtype),
+                      avg_factor=max(float(cls_avg), 1.0))
+    num_tgt = float(torch.clamp(reduce_mean(cls_scores.new_tensor([float(dn.num_targets)])), min=1))
+    loss_b = box_code_loss(loss_bbox, box_known, dn.bboxes, code_weights, num_tgt)
+    return torch.nan_to_num(loss_c), loss_b
+
+
+def name_layer_losses(prefix: str, losses_cls: Sequence[Tensor], losses_bbox: Sequence[Tensor]) -> dict[str, Tensor]:
+    """``{prefix}loss_cls`` for the last layer and ``d{i}.{prefix}loss_cls`` for the others."""
+    named = {f"{prefix}loss_cls": losses_cls[-1], f"{prefix}loss_bbox": losses_bbox[-1]}
+    for index, (loss_c, loss_b) in enumerate(zip(losses_cls[:-1], losses_bbox[:-1])):
+        named[f"d{index}.{prefix}loss_cls"] = loss_c
+        named[f"d{index}.{prefix}loss_bbox"] = loss_b
+    return named

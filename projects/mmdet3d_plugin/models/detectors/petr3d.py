@@ -1,0 +1,172 @@
+"""Petr3D: StreamPETR's streaming multi-camera 3D detector.
+
+Images -> backbone -> neck -> one feature level ``(B, N, C, H, W)`` -> optional 2D
+auxiliary head (``img_roi_head``, which may choose the image tokens) -> 3D query head
+(``pts_bbox_head``) with its temporal memory. Streaming: the memory persists across calls;
+batch slots whose ``prev_exists`` is False start afresh.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any, Mapping, Optional
+
+from torch import Tensor, nn
+
+from ...registry import MODELS
+from ..utils.grid_mask import GridMask
+from ..utils.misc import locations as feature_locations
+
+_GEOMETRY_KEYS = ("lidar2img", "intrinsics", "ego_pose", "ego_pose_inv", "timestamp", "prev_exists")
+_LOSS_KEYS = ("gt_bboxes_3d", "gt_labels_3d")
+_LOSS_2D_KEYS = ("gt_bboxes", "gt_labels", "centers2d")
+
+
+def _require(batch: Mapping[str, Any], keys: tuple[str, ...], mode: str) -> None:
+    """Raise a KeyError naming every missing batch key."""
+    missing = [key for key in keys if key not in batch]
+    if missing:
+        raise KeyError(f"Petr3D mode={mode!r} needs batch keys {missing}; got {sorted(batch)}")
+
+
+def _check_single_frame(**frames: int) -> None:
+    """Only streaming training (one frame per sample) is implemented."""
+    unsupported = {name: value for name, value in frames.items() if value != 1}
+    if unsupported:
+        raise ValueError(
+            f"Petr3D supports streaming training with one frame per sample only "
+            f"(queue_length=1); got {unsupported}, all must be 1")
+
+
+@MODELS.register_module()
+class Petr3D(nn.Module):
+    """StreamPETR detector (registered name and arguments as in upstream configs).
+
+    Args:
+        img_backbone, img_neck, img_roi_head, pts_bbox_head: Configs built with
+            ``MODELS.build``; ``img_neck`` and ``img_roi_head`` are optional.
+        use_grid_mask: GridMask augmentation of the images in training.
+        train_cfg: ``dict(pts=...)`` handed to ``pts_bbox_head`` as its ``train_cfg``.
+        test_cfg: Must be empty (decoding is configured by the head's ``bbox_coder``).
+        num_frame_head_grads, num_frame_backbone_grads, num_frame_losses: Must be 1.
+        stride: Stride of the ``position_level`` feature map in pixels.
+        position_level: Neck output used by the heads.
+        aux_2d_only: Run ``img_roi_head`` only in training (no token selection at test).
+        single_test: Accepted for config compatibility; upstream ignores it as well.
+        pretrained: Must be None (use the backbone's ``init_cfg`` or ``load_from``).
+    """
+
+    def __init__(
+        self,
+        img_backbone: dict,
+        pts_bbox_head: dict,
+        img_neck: Optional[dict] = None,
+        img_roi_head: Optional[dict] = None,
+        use_grid_mask: bool = False,
+        train_cfg: Optional[dict] = None,
+        test_cfg: Optional[dict] = None,
+        num_frame_head_grads: int = 1,
+        num_frame_backbone_grads: int = 1,
+        num_frame_losses: int = 1,
+        stride: int = 16,
+        position_level: int = 0,
+        aux_2d_only: bool = True,
+        single_test: bool = False,
+        pretrained: Optional[str] = None,
+    ) -> None:
+        super().__init__()
+        _check_single_frame(num_frame_head_grads=num_frame_head_grads,
+                            num_frame_backbone_grads=num_frame_backbone_grads,
+                            num_frame_losses=num_frame_losses)
+        if pretrained is not None:
+            raise ValueError("Petr3D: 'pretrained' is not supported; give the backbone an "
+                             "init_cfg=dict(type='Pretrained', checkpoint=...) or use load_from")
+        if test_cfg:
+            raise ValueError(f"Petr3D: test_cfg={test_cfg} is not used by StreamPETR; decoding "
+                             "is set by pts_bbox_head.bbox_coder")
+        self.img_backbone = MODELS.build(copy.deepcopy(img_backbone))
+        self.img_neck = None if img_neck is None else MODELS.build(copy.deepcopy(img_neck))
+        self.img_roi_head = None if img_roi_head is None else MODELS.build(copy.deepcopy(img_roi_head))
+        self.pts_bbox_head = MODELS.build(self._head_cfg(pts_bbox_head, train_cfg))
+        self.grid_mask = GridMask(True, True, rotate=1, offset=False, ratio=0.5, mode=1, prob=0.7)
+        self.use_grid_mask = use_grid_mask
+        self.stride = stride
+        self.position_level = position_level
+        self.aux_2d_only = aux_2d_only
+        self.single_test = single_test
+
+    @staticmethod
+    def _head_cfg(pts_bbox_head: dict, train_cfg: Optional[dict]) -> dict:
+        """The head config with ``train_cfg['pts']`` filled in (mmdet3d's convention)."""
+        cfg = copy.deepcopy(dict(pts_bbox_head))
+        if not train_cfg:
+            return cfg
+        if set(train_cfg) != {"pts"}:
+            raise ValueError(f"Petr3D train_cfg takes only the key 'pts', got {sorted(train_cfg)}")
+        if cfg.get("train_cfg") is not None:
+            raise ValueError("Petr3D: give the head's train_cfg either in train_cfg.pts or in "
+                             "pts_bbox_head.train_cfg, not both")
+        cfg["train_cfg"] = copy.deepcopy(dict(train_cfg["pts"]))
+        return cfg
+
+    def reset_memory(self) -> None:
+        """Forget the temporal memory of every batch slot."""
+        self.pts_bbox_head.reset_memory()
+
+    def extract_img_feat(self, img: Tensor) -> Tensor:
+        """Features ``(B, N, C, H / stride, W / stride)`` of images ``(B, N, 3, H, W)``."""
+        if img.dim() != 5:
+            raise ValueError(f"Petr3D expects img of shape (B, N, 3, H, W), got {tuple(img.shape)}")
+        batch, num_cams = img.shape[:2]
+        x = img.flatten(0, 1)
+        if self.use_grid_mask and self.training:
+            x = self.grid_mask(x)
+        feats = self.img_backbone(x)
+        if self.img_neck is not None:
+            feats = self.img_neck(feats)
+        level = feats[self.position_level]
+        return level.reshape(batch, num_cams, *level.shape[1:])
+
+    def forward(self, batch: Mapping[str, Any], mode: str = "loss") -> Any:
+        """``mode='loss'``: dict of named scalar losses; ``mode='predict'``: a list of B dicts
+        ``boxes_3d (K, 9)``, ``scores_3d (K,)``, ``labels_3d (K,)`` (docs/data_contract.md)."""
+        if mode == "loss":
+            return self.loss(batch)
+        if mode == "predict":
+            return self.predict(batch)
+        raise ValueError(f"Petr3D.forward: mode must be 'loss' or 'predict', got {mode!r}")
+
+    def _run_heads(self, batch: Mapping[str, Any], with_roi: bool, with_gt: bool
+                   ) -> tuple[dict, Optional[dict], tuple[int, int]]:
+        """Features, optional 2D head, 3D head; returns ``(head outputs, roi outputs, pad)``."""
+        img = batch["img"]
+        img_feats = self.extract_img_feat(img)
+        pad_shape = (int(img.shape[-2]), int(img.shape[-1]))
+        locations = feature_locations(img_feats.flatten(0, 1), self.stride, *pad_shape)
+        locations = locations.unsqueeze(0).expand(img_feats.shape[0] * img_feats.shape[1], -1, -1, -1)
+        roi_outs = self.img_roi_head(locations, img_feats) if with_roi else None
+        outs = self.pts_bbox_head(
+            img_feats, locations, *(batch[key] for key in _GEOMETRY_KEYS), pad_shape=pad_shape,
+            topk_indexes=None if roi_outs is None else roi_outs["topk_indexes"],
+            gt_bboxes_3d=batch["gt_bboxes_3d"] if with_gt else None,
+            gt_labels_3d=batch["gt_labels_3d"] if with_gt else None,
+        )
+        return outs, roi_outs, pad_shape
+
+    def loss(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
+        """Losses of the 3D head (and of the 2D head when present) for one batch."""
+        with_roi = self.img_roi_head is not None
+        _require(batch, ("img",) + _GEOMETRY_KEYS + _LOSS_KEYS + (_LOSS_2D_KEYS if with_roi else ()),
+                 "loss")
+        outs, roi_outs, pad_shape = self._run_heads(batch, with_roi, with_gt=True)
+        losses = self.pts_bbox_head.loss(batch["gt_bboxes_3d"], batch["gt_labels_3d"], outs)
+        if roi_outs is not None:
+            losses.update(self.img_roi_head.loss(batch["gt_bboxes"], batch["gt_labels"],
+                                                 batch["centers2d"], roi_outs, pad_shape))
+        return losses
+
+    def predict(self, batch: Mapping[str, Any]) -> list[dict[str, Tensor]]:
+        """Decoded boxes of every sample (LiDAR frame, box layout)."""
+        _require(batch, ("img",) + _GEOMETRY_KEYS, "predict")
+        with_roi = self.img_roi_head is not None and not self.aux_2d_only
+        outs, _, _ = self._run_heads(batch, with_roi, with_gt=False)
+        return self.pts_bbox_head.predict(outs)
