@@ -92,3 +92,37 @@ def test_reset_and_batch_size_change_start_afresh() -> None:
     assert queue.embedding.shape == (3, 2, 2) and queue.embedding.abs().sum() == 0
     with pytest.raises(ValueError, match="positive"):
         MemoryQueue(memory_len=0, embed_dims=2)
+
+
+def test_state_round_trip_and_discovery_by_name():
+    from torch import nn
+
+    from projects.mmdet3d_plugin.models.utils.memory_queue import MemoryQueue, find_memory_queues
+
+    class Head(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.memory = MemoryQueue(memory_len=4, embed_dims=3)
+
+    class Wrapper(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.teacher = Head()
+            self.student = Head()
+
+    wrapper = Wrapper()
+    queues = find_memory_queues(wrapper)
+    assert sorted(queues) == ["student.memory", "teacher.memory"]
+    queue = queues["student.memory"]
+    assert queue.state() == {}
+    queue._allocate(2, torch.device("cpu"))
+    queue.embedding.normal_()
+    saved = queue.state()
+    queue.embedding.zero_()
+    other = MemoryQueue(memory_len=4, embed_dims=3)
+    other.load_state(saved)
+    assert torch.equal(other.embedding, saved["embedding"]) and other.timestamp.dtype == torch.float64
+    other.load_state({})
+    assert other.is_empty
+    with pytest.raises(KeyError, match="velo"):
+        other.load_state({k: v for k, v in saved.items() if k != "velo"})

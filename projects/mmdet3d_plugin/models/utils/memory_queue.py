@@ -17,9 +17,12 @@ beyond what float16 resolves.
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .misc import memory_refresh, transform_reference_points
+
+
+_STATE_FIELDS = ("embedding", "reference_point", "timestamp", "egopose", "velo")
 
 
 class MemoryQueue:
@@ -58,6 +61,23 @@ class MemoryQueue:
         self.timestamp: Tensor | None = None
         self.egopose: Tensor | None = None
         self.velo: Tensor | None = None
+
+    def state(self) -> dict[str, Tensor]:
+        """A copy of the held tensors (empty when nothing is held), e.g. for a checkpoint."""
+        if self.is_empty:
+            return {}
+        return {name: getattr(self, name).detach().clone() for name in _STATE_FIELDS}
+
+    def load_state(self, state: dict[str, Tensor]) -> None:
+        """Hold a copy of ``state`` (from :meth:`state`); an empty state resets the queue."""
+        if not state:
+            self.reset()
+            return
+        missing = [name for name in _STATE_FIELDS if name not in state]
+        if missing:
+            raise KeyError(f"memory state lacks {missing}; expected the keys {list(_STATE_FIELDS)}")
+        for name in _STATE_FIELDS:
+            setattr(self, name, state[name].detach().clone())
 
     @property
     def is_empty(self) -> bool:
@@ -182,3 +202,19 @@ class MemoryQueue:
         self.reference_point = transform_reference_points(points[:, :length], ego_pose)
         poses = torch.cat([egopose.detach().float(), self.egopose], 1)[:, :length]
         self.egopose = ego_pose.unsqueeze(1) @ poses
+
+
+def find_memory_queues(module: nn.Module) -> dict[str, MemoryQueue]:
+    """Every :class:`MemoryQueue` held by ``module`` or its submodules, by dotted name.
+
+    E.g. ``{'pts_bbox_head.memory': ...}`` for a detector, or
+    ``{'teacher.pts_bbox_head.memory': ..., 'student.pts_bbox_head.memory': ...}`` for a
+    distiller.
+    """
+    queues: dict[str, MemoryQueue] = {}
+    for prefix, sub in module.named_modules():
+        for attr, value in vars(sub).items():
+            if isinstance(value, MemoryQueue):
+                queues[f"{prefix}.{attr}" if prefix else attr] = value
+    return queues
+

@@ -1,0 +1,169 @@
+"""RepDetr3D: RayDN's streaming multi-camera detector.
+
+ResNet + FPN (4 levels, strides 8-64) → optional YOLOX 2D auxiliary head (training only)
+→ :class:`RayDNHead`. One call processes one frame per batch slot (``queue_length=1``);
+the head's memory queue carries the history across calls and is cleared per slot where
+``prev_exists`` is False, entirely by :meth:`RepDetr3D.reset_memory`, and whenever the
+model switches between ``'loss'`` and ``'predict'`` (a training stream and an evaluation
+stream never share memory, as upstream).
+
+The batch is the one of ``docs/data_contract.md``; ``forward(batch, mode='loss')`` returns
+named losses, ``forward(batch, mode='predict')`` a list of ``boxes_3d``/``scores_3d``/
+``labels_3d`` dicts.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Optional, Sequence
+
+from torch import Tensor, nn
+
+from ...registry import MODELS
+from ..utils.grid_mask import GridMask
+
+_MODES = ("loss", "predict")
+_TRAIN_CFG_KEYS = ("pts",)
+
+
+@MODELS.register_module()
+class RepDetr3D(nn.Module):
+    """The RayDN detector (registered name and arguments as in upstream configs).
+
+    Args:
+        img_backbone, img_neck, pts_bbox_head: Configs of the backbone, the FPN and the
+            :class:`RayDNHead`.
+        img_roi_head: Config of the 2D auxiliary head, or None.
+        train_cfg: ``dict(pts=...)``, given to the 3D head as its ``train_cfg``.
+        test_cfg: ``dict(pts=...)`` or None, given to the 3D head as its ``test_cfg``.
+        use_grid_mask: GridMask augmentation of the images in training.
+        num_frame_head_grads, num_frame_backbone_grads, num_frame_losses: Must be 1
+            (streaming training, one frame per call).
+        stride: Strides of the levels in ``position_level``.
+        position_level: Neck outputs passed to the heads.
+        aux_2d_only: Run the 2D head only in training (must be True).
+        single_test: Accepted for config compatibility (testing is always single-frame).
+        pretrained: Must be None (use the backbone's ``init_cfg``).
+    """
+
+    def __init__(
+        self,
+        img_backbone: dict,
+        img_neck: dict,
+        pts_bbox_head: dict,
+        img_roi_head: Optional[dict] = None,
+        train_cfg: Optional[dict] = None,
+        test_cfg: Optional[dict] = None,
+        use_grid_mask: bool = False,
+        num_frame_head_grads: int = 1,
+        num_frame_backbone_grads: int = 1,
+        num_frame_losses: int = 1,
+        stride: Sequence[int] = (16,),
+        position_level: Sequence[int] = (0,),
+        aux_2d_only: bool = True,
+        single_test: bool = False,
+        pretrained: Optional[str] = None,
+    ) -> None:
+        super().__init__()
+        _check_supported(num_frame_head_grads, num_frame_backbone_grads, num_frame_losses,
+                         stride, position_level, aux_2d_only, pretrained, train_cfg, test_cfg)
+        self.img_backbone = MODELS.build(copy.deepcopy(img_backbone))
+        self.img_neck = MODELS.build(copy.deepcopy(img_neck))
+        self.img_roi_head = None if img_roi_head is None else MODELS.build(copy.deepcopy(img_roi_head))
+        head_cfg = dict(copy.deepcopy(pts_bbox_head))
+        head_cfg.update(train_cfg=(train_cfg or {}).get("pts"), test_cfg=(test_cfg or {}).get("pts"))
+        self.pts_bbox_head = MODELS.build(head_cfg)
+        self.use_grid_mask = use_grid_mask
+        self.grid_mask = GridMask(True, True, rotate=1, offset=False, ratio=0.5, mode=1, prob=0.7)
+        self.stride = list(stride)
+        self.position_level = list(position_level)
+        self.single_test = single_test
+        self._last_mode: Optional[str] = None
+
+    def init_weights(self) -> None:
+        """Initialise the parts that load pretrained weights (the backbone reads its
+        ``init_cfg``; building the model does no I/O)."""
+        for module in (self.img_backbone, self.img_neck, self.img_roi_head):
+            if module is not None and hasattr(module, "init_weights"):
+                module.init_weights()
+
+    def reset_memory(self) -> None:
+        """Forget the temporal memory of every batch slot."""
+        self.pts_bbox_head.reset_memory()
+
+    def extract_feat(self, img: Tensor) -> list[Tensor]:
+        """Image features of the levels in ``position_level``.
+
+        Args:
+            img: ``(B, N, 3, H, W)`` normalised images.
+
+        Returns:
+            One ``(B, N, C, H / s, W / s)`` map per level.
+        """
+        batch, num_cams = img.shape[:2]
+        images = img.flatten(0, 1)
+        if self.use_grid_mask and self.training:
+            images = self.grid_mask(images)
+        feats = self.img_neck(self.img_backbone(images))
+        if max(self.position_level) >= len(feats):
+            raise ValueError(f"position_level={self.position_level} but the neck gives {len(feats)} levels")
+        return [feats[i].reshape(batch, num_cams, *feats[i].shape[1:]) for i in self.position_level]
+
+    def forward(self, batch: dict, mode: str = "loss") -> dict[str, Tensor] | list[dict[str, Tensor]]:
+        """Run one frame per batch slot.
+
+        Args:
+            batch: a collated batch (``docs/data_contract.md``).
+            mode: ``'loss'`` → named scalar losses; ``'predict'`` → B dicts of ``boxes_3d``
+                ``(K, 9)``, ``scores_3d`` ``(K,)``, ``labels_3d`` ``(K,)``.
+        """
+        if mode not in _MODES:
+            raise ValueError(f"RepDetr3D.forward: mode must be one of {_MODES}, got {mode!r}")
+        if mode != self._last_mode:
+            self.reset_memory()
+            self._last_mode = mode
+        img_feats = self.extract_feat(batch["img"])
+        if mode == "loss":
+            return self._loss(batch, img_feats)
+        preds = self.pts_bbox_head(img_feats, **self._head_inputs(batch))
+        return self.pts_bbox_head.predict(preds)
+
+    def _head_inputs(self, batch: dict) -> dict:
+        """Camera, pose and time inputs of the 3D head."""
+        return dict(
+            lidar2img=batch["lidar2img"], intrinsics=batch["intrinsics"], extrinsics=batch["extrinsics"],
+            ego_pose=batch["ego_pose"], ego_pose_inv=batch["ego_pose_inv"],
+            timestamp=batch["timestamp"], prev_exists=batch["prev_exists"],
+            pad_shape=tuple(int(s) for s in batch["img"].shape[-2:]),
+        )
+
+    def _loss(self, batch: dict, img_feats: list[Tensor]) -> dict[str, Tensor]:
+        """3D losses, plus the 2D auxiliary losses when there is a 2D head."""
+        preds = self.pts_bbox_head(img_feats, gt_bboxes_3d=batch["gt_bboxes_3d"],
+                                   gt_labels_3d=batch["gt_labels_3d"], **self._head_inputs(batch))
+        losses = self.pts_bbox_head.loss(batch["gt_bboxes_3d"], batch["gt_labels_3d"], preds)
+        if self.img_roi_head is not None:
+            preds_2d = self.img_roi_head(img_feats)
+            losses.update(self.img_roi_head.loss(batch["gt_bboxes"], batch["gt_labels"],
+                                                 batch["centers2d"], preds_2d))
+        return losses
+
+
+def _check_supported(num_frame_head_grads: int, num_frame_backbone_grads: int, num_frame_losses: int,
+                     stride: Sequence[int], position_level: Sequence[int], aux_2d_only: bool,
+                     pretrained: Optional[str], train_cfg: Optional[dict], test_cfg: Optional[dict]) -> None:
+    """Raise a clear error for RepDetr3D settings this implementation does not cover."""
+    problems = []
+    frames = dict(num_frame_head_grads=num_frame_head_grads,
+                  num_frame_backbone_grads=num_frame_backbone_grads, num_frame_losses=num_frame_losses)
+    problems += [f"{key}={value} (streaming training uses 1)" for key, value in frames.items() if value != 1]
+    if len(stride) != len(position_level):
+        problems.append(f"stride={list(stride)} and position_level={list(position_level)} differ in length")
+    if not aux_2d_only:
+        problems.append("aux_2d_only=False (the 2D head runs in training only)")
+    if pretrained is not None:
+        problems.append(f"pretrained={pretrained!r} (set img_backbone.init_cfg instead)")
+    for name, cfg in (("train_cfg", train_cfg), ("test_cfg", test_cfg)):
+        if cfg is not None and set(cfg) - set(_TRAIN_CFG_KEYS):
+            problems.append(f"{name} keys {sorted(cfg)} (only {list(_TRAIN_CFG_KEYS)})")
+    if problems:
+        raise ValueError("RepDetr3D does not support: " + "; ".join(problems))
