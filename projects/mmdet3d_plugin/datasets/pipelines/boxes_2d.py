@@ -1,0 +1,65 @@
+"""Geometry of per-camera 2D annotations under an image-space affine map."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def transform_points_2d(points: np.ndarray, ida: np.ndarray) -> np.ndarray:
+    """Apply the 3x3 affine ``ida`` to pixel points ``(M, 2)``; returns float32 ``(M, 2)``."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    return (points @ ida[:2, :2].T + ida[:2, 2]).astype(np.float32)
+
+
+def transform_boxes_2d(
+    boxes: np.ndarray, ida: np.ndarray, final_dim: tuple[int, int], min_size: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Map xyxy boxes through ``ida`` and clip them to the ``(fH, fW)`` image.
+
+    A box's image is the axis-aligned hull of its four mapped corners (exact for resize,
+    crop and flip; the enclosing box under rotation).
+
+    Args:
+        boxes: ``(M, 4)`` xyxy in source pixels.
+        ida: ``(3, 3)`` affine map from source to augmented pixels.
+        final_dim: ``(fH, fW)`` of the augmented image.
+        min_size: boxes whose clipped width or height is below it are not kept.
+
+    Returns:
+        float32 ``(M, 4)`` clipped boxes and the bool ``(M,)`` mask of those to keep.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    corners = boxes[:, [0, 1, 2, 1, 2, 3, 0, 3]].reshape(-1, 4, 2)
+    mapped = corners @ ida[:2, :2].T + ida[:2, 2]
+    f_h, f_w = final_dim
+    out = np.concatenate([mapped.min(axis=1), mapped.max(axis=1)], axis=1)
+    out[:, [0, 2]] = out[:, [0, 2]].clip(0, f_w)
+    out[:, [1, 3]] = out[:, [1, 3]].clip(0, f_h)
+    keep = ((out[:, 2] - out[:, 0]) >= min_size) & ((out[:, 3] - out[:, 1]) >= min_size)
+    return out.astype(np.float32), keep
+
+
+def filter_occluded_boxes(
+    boxes: np.ndarray, depths: np.ndarray, final_dim: tuple[int, int]
+) -> np.ndarray:
+    """Which boxes keep at least one whole pixel not covered by a nearer box.
+
+    Boxes are painted far to near onto an ``(fH, fW)`` index map over the whole pixels they
+    cover (``ceil`` of the top-left, ``floor`` of the bottom-right corner); a box is visible
+    when its index survives somewhere.
+
+    Args:
+        boxes: ``(K, 4)`` xyxy inside the image.
+        depths: ``(K,)`` camera depth of each object.
+        final_dim: ``(fH, fW)``.
+
+    Returns:
+        bool ``(K,)``.
+    """
+    f_h, f_w = final_dim
+    index_map = np.full((f_h, f_w), -1, dtype=np.int64)
+    whole = np.concatenate([np.ceil(boxes[:, :2]), np.floor(boxes[:, 2:])], axis=1).astype(np.int64)
+    for i in np.argsort(-np.asarray(depths), kind="stable"):
+        u0, v0, u1, v1 = whole[i]
+        index_map[v0:v1, u0:u1] = i
+    counts = np.bincount(index_map.ravel() + 1, minlength=len(boxes) + 1)
+    return counts[1:] > 0

@@ -1,0 +1,182 @@
+"""CustomNuScenesDataset on the generated world: results dict, segments, filters, compatibility."""
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from projects.mmdet3d_plugin.core.bbox.box_layout import BOX_DIM, CAMERA_NAMES, NUSCENES_CLASSES, VX, VY
+from projects.mmdet3d_plugin.datasets.camera_boxes import INFO_2D_CATEGORIES
+from projects.mmdet3d_plugin.datasets.collate import collate_samples
+from projects.mmdet3d_plugin.datasets.nuscenes_dataset import CustomNuScenesDataset, segment_flags
+from projects.mmdet3d_plugin.registry import DATASETS
+
+MODALITY = dict(use_lidar=False, use_camera=True, use_radar=False, use_map=False, use_external=True)
+
+
+@pytest.fixture(scope="module")
+def dataset(synthetic_world: Path, synthetic_infos: dict[str, Path]) -> CustomNuScenesDataset:
+    return CustomNuScenesDataset(
+        ann_file=synthetic_infos["train"], data_root=synthetic_world, modality=MODALITY, version="v1.0-mini"
+    )
+
+
+def raw_infos(path: Path) -> list[dict]:
+    with open(path, "rb") as file:
+        return pickle.load(file)["infos"]
+
+
+def test_get_data_info_shapes_and_geometry(dataset: CustomNuScenesDataset, synthetic_infos: dict[str, Path]) -> None:
+    assert len(dataset) == 8 and dataset.sample_tokens == [i["token"] for i in raw_infos(synthetic_infos["train"])]
+    results = dataset.get_data_info(1)
+    info = dataset.infos[1]
+    assert results["sample_idx"] == info["token"] and results["scene_token"] == info["scene_token"]
+    assert results["frame_idx"] == 1 and results["prev_exists"] is True
+    assert isinstance(results["timestamp"], np.float64) and results["timestamp"] == info["timestamp"] / 1e6
+    assert results["cam_names"] == list(CAMERA_NAMES)
+    assert len(results["img_filename"]) == 6 and all(os.path.isfile(p) for p in results["img_filename"])
+    for key in ("lidar2img", "intrinsics", "extrinsics"):
+        assert len(results[key]) == 6 and all(m.shape == (4, 4) for m in results[key])
+    for k, e, l2i in zip(results["intrinsics"], results["extrinsics"], results["lidar2img"]):
+        np.testing.assert_allclose(k @ e, l2i)
+    np.testing.assert_allclose(results["ego_pose"] @ results["ego_pose_inv"], np.eye(4), atol=1e-9)
+    # ego_pose maps the LiDAR origin to the global LiDAR position: ego2global @ lidar2ego translation
+    lidar_origin = results["ego_pose"][:3, 3]
+    assert np.linalg.norm(lidar_origin[:2] - np.asarray(info["ego2global_translation"])[:2]) < 3.0
+
+
+def test_annotations_layout_classes_and_filters(dataset: CustomNuScenesDataset) -> None:
+    info = dataset.infos[2]
+    results = dataset.get_data_info(2)
+    boxes, labels = results["gt_bboxes_3d"], results["gt_labels_3d"]
+    keep = np.isin(info["gt_names"], NUSCENES_CLASSES) & (info["num_lidar_pts"] > 0)
+    assert boxes.shape == (keep.sum(), BOX_DIM) and boxes.dtype == np.float32 and labels.dtype == np.int64
+    np.testing.assert_allclose(boxes[:, :7], info["gt_boxes"][keep], rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(boxes[:, [VX, VY]], np.nan_to_num(info["gt_velocity"][keep]), atol=1e-5)
+    assert [NUSCENES_CLASSES[i] for i in labels] == results["gt_names"].tolist()
+    for key in ("gt_bboxes", "gt_labels", "centers2d", "depths"):
+        assert len(results[key]) == 6
+    for cam in range(6):
+        names = [INFO_2D_CATEGORIES[i] for i in info["labels2d"][cam]]
+        assert [NUSCENES_CLASSES[i] for i in results["gt_labels"][cam]] == names
+        assert results["gt_bboxes"][cam].shape == (len(names), 4)
+
+
+def test_class_subset_remaps_labels_and_valid_flag(synthetic_world: Path, synthetic_infos: dict[str, Path]) -> None:
+    subset = ("pedestrian", "car")
+    data = CustomNuScenesDataset(
+        ann_file=synthetic_infos["train"], data_root=synthetic_world, classes=subset, use_valid_flag=True
+    )
+    info = data.infos[0]
+    results = data.get_data_info(0)
+    keep = np.isin(info["gt_names"], subset) & info["valid_flag"]
+    assert results["gt_names"].tolist() == info["gt_names"][keep].tolist()
+    assert [subset[i] for i in results["gt_labels_3d"]] == results["gt_names"].tolist()
+    for cam in range(6):
+        expected = [INFO_2D_CATEGORIES[i] for i in info["labels2d"][cam] if INFO_2D_CATEGORIES[i] in subset]
+        assert [subset[i] for i in results["gt_labels"][cam]] == expected
+        assert len(results["centers2d"][cam]) == len(expected)
+
+
+def test_segments_and_prev_exists(synthetic_world: Path, synthetic_infos: dict[str, Path]) -> None:
+    whole = CustomNuScenesDataset(ann_file=synthetic_infos["train"], data_root=synthetic_world)
+    assert whole.flag.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert [whole.get_data_info(i)["prev_exists"] for i in range(8)] == [False, True, True, True] * 2
+    split = CustomNuScenesDataset(
+        ann_file=synthetic_infos["train"], data_root=synthetic_world, seq_mode=True, seq_split_num=2
+    )
+    assert split.flag.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert split.scene_ids.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert [split.get_data_info(i)["prev_exists"] for i in range(8)] == [False, True] * 4
+    assert segment_flags(np.array([0, 0, 0, 0, 0, 1, 1]), 2).tolist() == [0, 0, 0, 1, 1, 2, 3]
+    assert segment_flags(np.array([0, 0, 1]), "all").tolist() == [0, 1, 2]
+
+
+def test_test_mode_has_no_annotations(synthetic_world: Path, synthetic_infos: dict[str, Path]) -> None:
+    data = CustomNuScenesDataset(ann_file=synthetic_infos["val"], data_root=synthetic_world, test_mode=True)
+    results = data.get_data_info(0)
+    assert "gt_bboxes_3d" not in results and "gt_bboxes" not in results and results["prev_exists"] is False
+
+
+def test_streampetr_info_file_with_extra_keys_and_cwd_relative_paths(
+    synthetic_world: Path, synthetic_infos: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    infos = raw_infos(synthetic_infos["val"])[::-1]  # upstream files are not guaranteed to be ordered
+    root = f"./{synthetic_world.name}/"
+    for info in infos:
+        info["sweeps"] = []
+        info["bboxes3d_cams"] = [np.zeros((len(b), 7), dtype=np.float32) for b in info["bboxes2d"]]
+        info["visibilities"] = [["4"] * len(b) for b in info["bboxes2d"]]
+        info["bboxes_ignore"] = [np.zeros((0, 4), dtype=np.float32)] * 6
+        info["lidar_path"] = root + info["lidar_path"]
+        for cam in info["cams"].values():
+            cam["data_path"] = root + cam["data_path"]
+    ann_file = tmp_path / "nuscenes2d_temporal_infos_val.pkl"
+    with open(ann_file, "wb") as file:
+        pickle.dump({"infos": infos, "metadata": {"version": "v1.0-mini"}}, file)
+    monkeypatch.chdir(synthetic_world.parent)
+    data = DATASETS.build(
+        dict(type="CustomNuScenesDataset", ann_file=str(ann_file), data_root=root, modality=MODALITY, queue_length=1,
+             collect_keys=["lidar2img", "timestamp"], box_type_3d="LiDAR", use_valid_flag=False)
+    )
+    assert [info["frame_idx"] for info in data.infos] == [0, 1, 2, 3]
+    results = data.get_data_info(0)
+    assert all(os.path.isfile(p) for p in results["img_filename"])
+    assert results["img_filename"][0].startswith(synthetic_world.name)
+
+
+def test_bad_configs_raise(synthetic_world: Path, synthetic_infos: dict[str, Path], tmp_path: Path) -> None:
+    ann_file = synthetic_infos["train"]
+    with pytest.raises(FileNotFoundError, match="missing.pkl"):
+        CustomNuScenesDataset(ann_file=tmp_path / "missing.pkl")
+    with pytest.raises(ValueError, match="v1.0-trainval"):
+        CustomNuScenesDataset(ann_file=ann_file, version="v1.0-trainval")
+    with pytest.raises(ValueError, match="queue_length"):
+        CustomNuScenesDataset(ann_file=ann_file, queue_length=8)
+    with pytest.raises(ValueError, match="LiDAR"):
+        CustomNuScenesDataset(ann_file=ann_file, box_type_3d="Camera")
+    with pytest.raises(ValueError, match="use_camera"):
+        CustomNuScenesDataset(ann_file=ann_file, modality=dict(use_camera=False))
+    with pytest.raises(ValueError, match="seq_split_num"):
+        CustomNuScenesDataset(ann_file=ann_file, seq_mode=True, seq_split_num=0)
+    with pytest.raises(TypeError, match="seq_splitnum"):
+        CustomNuScenesDataset(ann_file=ann_file, seq_splitnum=2)
+
+
+def test_pipeline_and_collate_give_the_contract_batch(synthetic_world: Path, synthetic_infos: dict[str, Path]) -> None:
+    keys = ["lidar2img", "intrinsics", "extrinsics", "timestamp", "img_timestamp", "ego_pose", "ego_pose_inv"]
+    pipeline = [
+        dict(type="LoadMultiViewImageFromFiles", to_float32=True),
+        dict(type="LoadAnnotations3D", with_bbox_3d=True, with_label_3d=True, with_bbox=True, with_label=True,
+             with_bbox_depth=True),
+        dict(type="PadMultiViewImage", size_divisor=32),
+        dict(type="PETRFormatBundle3D", class_names=NUSCENES_CLASSES, collect_keys=keys),
+        dict(type="Collect3D", keys=["img", "gt_bboxes_3d", "gt_labels_3d", "gt_bboxes", "gt_labels", "centers2d",
+                                     "depths"] + keys),
+    ]
+    data = CustomNuScenesDataset(ann_file=synthetic_infos["train"], data_root=synthetic_world, pipeline=pipeline)
+    batch = collate_samples([data[3], data[4]])
+    assert batch["img"].shape == (2, 6, 3, 256, 416)
+    assert batch["lidar2img"].shape == (2, 6, 4, 4) and batch["lidar2img"].dtype == torch.float32
+    assert batch["timestamp"].dtype == torch.float64 and batch["prev_exists"].tolist() == [True, False]
+    assert batch["gt_bboxes_3d"][0].shape[1] == BOX_DIM and len(batch["gt_bboxes"][1]) == 6
+    assert batch["sample_idx"] == [data.infos[3]["token"], data.infos[4]["token"]]
+
+
+def test_filter_empty_gt_drops_frames_but_keeps_order(synthetic_world: Path, synthetic_infos: dict[str, Path]) -> None:
+    infos = raw_infos(synthetic_infos["train"])
+    has_pedestrian = [bool((np.isin(i["gt_names"], ["pedestrian"]) & (i["num_lidar_pts"] > 0)).any()) for i in infos]
+    assert 0 < sum(has_pedestrian) < len(infos)
+    data = CustomNuScenesDataset(
+        ann_file=synthetic_infos["train"], data_root=synthetic_world, classes=("pedestrian",), filter_empty_gt=True
+    )
+    assert data.sample_tokens == [i["token"] for i, keep in zip(infos, has_pedestrian) if keep]
+    assert all(len(data.get_data_info(k)["gt_labels_3d"]) > 0 for k in range(len(data)))
+    kept_in_test_mode = CustomNuScenesDataset(
+        ann_file=synthetic_infos["train"], classes=("pedestrian",), filter_empty_gt=True, test_mode=True
+    )
+    assert len(kept_in_test_mode) == len(infos)
