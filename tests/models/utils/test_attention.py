@@ -152,3 +152,10 @@ def test_flash_path_on_cuda_half_matches_sdpa():
     flash_out = ours(query, key, value)
     ours.attn.use_flash = False
     assert torch.allclose(flash_out.float(), ours(query, key, value).float(), atol=2e-2)
+
+
+def test_flash_variant_never_drops_attention_weights_like_upstream():
+    from projects.mmdet3d_plugin.models.utils.attention import PETRMultiheadAttention, PETRMultiheadFlashAttention
+
+    assert PETRMultiheadFlashAttention(16, 2, dropout=0.1).attn.attn_drop == 0.0
+    assert PETRMultiheadAttention(16, 2, dropout=0.1).attn.attn_drop == 0.1

@@ -184,6 +184,7 @@ class _PETRAttentionBase(nn.Module):
     """
 
     use_flash = False
+    applies_attn_drop = True
 
     def __init__(
         self,
@@ -203,6 +204,7 @@ class _PETRAttentionBase(nn.Module):
         self.num_heads = num_heads
         self.batch_first = batch_first
         self.need_weights = False
+        attn_drop = attn_drop if self.applies_attn_drop else 0.0
         self.attn = MultiheadSDPA(embed_dims, num_heads, attn_drop, use_flash=self.use_flash)
         self.proj_drop = nn.Dropout(proj_drop)
         self.dropout_layer = build_dropout(dropout_layer)
@@ -312,6 +314,12 @@ class PETRMultiheadFlashAttention(_PETRAttentionBase):
     fp16/bf16 without masks; otherwise SDPA (which picks fused kernels by itself). Unlike
     upstream, masks are honoured and the layout follows ``batch_first`` (default False,
     ``(L, B, C)``, which is what StreamPETR's decoder feeds it).
+
+    Upstream passes ``attn_drop`` into ``FlashMHA``'s ``bias`` slot, so its attention
+    weights are never dropped out; published checkpoints were trained that way, and here
+    too ``attn_drop`` (and the ``dropout`` alias' share of it) is not applied to the weights.
+    The output dropout (``dropout_layer``) is.
     """
 
     use_flash = True
+    applies_attn_drop = False
