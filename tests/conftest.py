@@ -9,13 +9,17 @@ import torch
 # Tests run on 2-core CPU machines next to other work: keep intra-op threads modest.
 torch.set_num_threads(2)
 
+# Seed 2: its single val scene shows all ten classes with LiDAR points (in the seed-0 world
+# every bicycle and cone of the val scene hides behind buses, so the devkit drops them), and
+# none of its stationary vehicles carries an attribute the speed rule cannot tell apart
+# (stopped vs parked), so ground truth scores mAP = NDS = 1 there.
 TINY_WORLD = dict(
     version="v1.0-mini",
     train_scenes=2,
     val_scenes=1,
     samples_per_scene=4,
     image_size=(400, 225),
-    seed=0,
+    seed=2,
 )
 
 
