@@ -151,14 +151,16 @@ def test_memory_reset_on_new_scene(model):
     assert memory.is_empty
 
 
-def test_mode_switch_resets_memory(model):
+def test_memory_has_no_hidden_reset_between_modes(model):
     model.eval()
     with torch.no_grad():
-        model(make_batch(), mode="predict")
-    assert not model.pts_bbox_head.memory.is_empty
+        model(make_batch(t=0.0), mode="predict")
+    pushed = model.pts_bbox_head.memory.state()["embedding"]
     model.train()
-    model(make_batch(), mode="loss")
-    assert model.pts_bbox_head.memory.timestamp.shape[0] == 2
+    model(make_batch(prev_exists=True, t=0.5), mode="loss")
+    topk = 4
+    # The predict frame's entries were kept and moved one push (topk entries) down.
+    assert torch.equal(model.pts_bbox_head.memory.embedding[:, topk:2 * topk], pushed[:, :topk])
 
 
 def test_unsupported_arguments_raise():

@@ -3,9 +3,10 @@
 ResNet + FPN (4 levels, strides 8-64) → optional YOLOX 2D auxiliary head (training only)
 → :class:`RayDNHead`. One call processes one frame per batch slot (``queue_length=1``);
 the head's memory queue carries the history across calls and is cleared per slot where
-``prev_exists`` is False, entirely by :meth:`RepDetr3D.reset_memory`, and whenever the
-model switches between ``'loss'`` and ``'predict'`` (a training stream and an evaluation
-stream never share memory, as upstream).
+``prev_exists`` is False, and entirely by :meth:`RepDetr3D.reset_memory`. The memory is
+explicit state with no hidden resets: the engine stashes it, resets it for an evaluation
+stream and restores it afterwards, and checkpoints carry it, so a resumed run continues
+exactly.
 
 The batch is the one of ``docs/data_contract.md``; ``forward(batch, mode='loss')`` returns
 named losses, ``forward(batch, mode='predict')`` a list of ``boxes_3d``/``scores_3d``/
@@ -77,7 +78,6 @@ class RepDetr3D(nn.Module):
         self.stride = list(stride)
         self.position_level = list(position_level)
         self.single_test = single_test
-        self._last_mode: Optional[str] = None
 
     def init_weights(self) -> None:
         """Initialise the parts that load pretrained weights (the backbone reads its
@@ -118,9 +118,6 @@ class RepDetr3D(nn.Module):
         """
         if mode not in _MODES:
             raise ValueError(f"RepDetr3D.forward: mode must be one of {_MODES}, got {mode!r}")
-        if mode != self._last_mode:
-            self.reset_memory()
-            self._last_mode = mode
         img_feats = self.extract_feat(batch["img"])
         if mode == "loss":
             return self._loss(batch, img_feats)
@@ -137,9 +134,15 @@ class RepDetr3D(nn.Module):
         )
 
     def _loss(self, batch: dict, img_feats: list[Tensor]) -> dict[str, Tensor]:
-        """3D losses, plus the 2D auxiliary losses when there is a 2D head."""
+        """3D losses, plus the 2D auxiliary losses when there is a 2D head.
+
+        Optional batch keys ``pseudo_bboxes_3d`` / ``pseudo_labels_3d`` (teacher pseudo
+        targets, lists of B) are appended to the GT of the DN queries only."""
         preds = self.pts_bbox_head(img_feats, gt_bboxes_3d=batch["gt_bboxes_3d"],
-                                   gt_labels_3d=batch["gt_labels_3d"], **self._head_inputs(batch))
+                                   gt_labels_3d=batch["gt_labels_3d"],
+                                   pseudo_bboxes_3d=batch.get("pseudo_bboxes_3d"),
+                                   pseudo_labels_3d=batch.get("pseudo_labels_3d"),
+                                   **self._head_inputs(batch))
         losses = self.pts_bbox_head.loss(batch["gt_bboxes_3d"], batch["gt_labels_3d"], preds)
         if self.img_roi_head is not None:
             preds_2d = self.img_roi_head(img_feats)

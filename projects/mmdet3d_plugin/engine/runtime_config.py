@@ -1,0 +1,176 @@
+"""A validated view of the mmcv-style runtime keys of a StreamPETR / RayDN config.
+
+Configs keep the top-level keys users know (``optimizer``, ``optimizer_config``,
+``lr_config``, ``runner``, ``fp16``, ``checkpoint_config``, ``log_config``, ``evaluation``,
+``load_from``, ``resume_from``). :func:`parse_runtime` reads them once into plain
+dataclasses and rejects unknown keys inside them with close matches, so a typo fails before
+any training starts.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+SUPPORTED_OPTIMIZERS = ("AdamW", "Adam", "SGD")
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """``optimizer`` (+ ``paramwise_cfg.custom_keys``) of a config."""
+
+    type: str
+    lr: float
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    momentum: float = 0.9
+    custom_keys: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """``lr_config`` + ``runner``: linear warmup then cosine annealing, iteration based."""
+
+    max_iters: int
+    policy: str = "CosineAnnealing"
+    warmup: str | None = None
+    warmup_iters: int = 0
+    warmup_ratio: float = 1.0
+    min_lr_ratio: float = 0.0
+
+
+@dataclass(frozen=True)
+class RuntimeSpec:
+    """Everything the engine needs from a config besides ``model`` and ``data``."""
+
+    optimizer: OptimizerSpec
+    schedule: ScheduleSpec
+    grad_clip_max_norm: float | None
+    grad_clip_norm_type: float
+    fp16: bool
+    checkpoint_interval: int
+    max_keep_ckpts: int
+    log_interval: int
+    eval_interval: int
+    load_from: str | None
+    resume_from: str | None
+
+
+def _check_keys(section: str, given: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+    """Raise a ``KeyError`` naming every key of ``given`` not in ``allowed``."""
+    for key in given:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=3)
+            hint = f" Did you mean {close}?" if close else f" Allowed keys: {sorted(allowed)}."
+            raise KeyError(f"Unknown key '{section}.{key}' in the config.{hint}")
+
+
+def _require(cfg: Mapping[str, Any], key: str) -> Any:
+    if key not in cfg or cfg[key] is None:
+        raise KeyError(f"The config has no '{key}'; the engine needs it (see docs/training.md).")
+    return cfg[key]
+
+
+def _parse_optimizer(cfg: Mapping[str, Any]) -> OptimizerSpec:
+    opt = dict(_require(cfg, "optimizer"))
+    _check_keys(
+        "optimizer", opt, ("type", "lr", "weight_decay", "betas", "momentum", "paramwise_cfg")
+    )
+    if opt.get("type") not in SUPPORTED_OPTIMIZERS:
+        raise ValueError(
+            f"optimizer.type={opt.get('type')!r} is not supported; use one of {SUPPORTED_OPTIMIZERS}."
+        )
+    paramwise = dict(opt.pop("paramwise_cfg", None) or {})
+    _check_keys("optimizer.paramwise_cfg", paramwise, ("custom_keys",))
+    custom_keys: dict[str, dict[str, float]] = {}
+    for name, mults in dict(paramwise.get("custom_keys", {})).items():
+        mults = dict(mults)
+        _check_keys(f"optimizer.paramwise_cfg.custom_keys.{name}", mults, ("lr_mult", "decay_mult"))
+        custom_keys[name] = {k: float(v) for k, v in mults.items()}
+    return OptimizerSpec(
+        type=opt["type"],
+        lr=float(_require(opt, "lr")),
+        weight_decay=float(opt.get("weight_decay", 0.0)),
+        betas=tuple(opt.get("betas", (0.9, 0.999))),
+        momentum=float(opt.get("momentum", 0.9)),
+        custom_keys=custom_keys,
+    )
+
+
+def _parse_schedule(cfg: Mapping[str, Any]) -> ScheduleSpec:
+    runner = dict(_require(cfg, "runner"))
+    if runner.get("type") != "IterBasedRunner":
+        raise ValueError(
+            f"runner.type={runner.get('type')!r} is not supported: training is iteration based "
+            "(streaming), use runner=dict(type='IterBasedRunner', max_iters=...)."
+        )
+    _check_keys("runner", runner, ("type", "max_iters"))
+    lr = dict(cfg.get("lr_config") or {"policy": "fixed"})
+    _check_keys(
+        "lr_config",
+        lr,
+        ("policy", "warmup", "warmup_iters", "warmup_ratio", "min_lr_ratio", "min_lr", "by_epoch"),
+    )
+    if lr.get("policy") not in ("CosineAnnealing", "fixed"):
+        raise ValueError(
+            f"lr_config.policy={lr.get('policy')!r} is not supported; use 'CosineAnnealing' or 'fixed'."
+        )
+    if lr.get("warmup") not in (None, "linear"):
+        raise ValueError(f"lr_config.warmup={lr.get('warmup')!r} is not supported; use 'linear' or None.")
+    if "min_lr" in lr:
+        raise ValueError("lr_config.min_lr is not supported; give min_lr_ratio (fraction of the base lr).")
+    return ScheduleSpec(
+        max_iters=int(_require(runner, "max_iters")),
+        policy=lr["policy"],
+        warmup=lr.get("warmup"),
+        warmup_iters=int(lr.get("warmup_iters", 0)) if lr.get("warmup") else 0,
+        warmup_ratio=float(lr.get("warmup_ratio", 1.0)),
+        min_lr_ratio=float(lr.get("min_lr_ratio", 0.0)),
+    )
+
+
+def _parse_grad_clip(cfg: Mapping[str, Any]) -> tuple[float | None, float]:
+    opt_cfg = dict(cfg.get("optimizer_config") or {})
+    _check_keys("optimizer_config", opt_cfg, ("type", "grad_clip", "loss_scale", "cumulative_iters"))
+    if int(opt_cfg.get("cumulative_iters", 1)) != 1:
+        raise ValueError("optimizer_config.cumulative_iters > 1 is not supported.")
+    clip = opt_cfg.get("grad_clip")
+    if not clip:
+        return None, 2.0
+    clip = dict(clip)
+    _check_keys("optimizer_config.grad_clip", clip, ("max_norm", "norm_type"))
+    return float(_require(clip, "max_norm")), float(clip.get("norm_type", 2.0))
+
+
+def _interval(cfg: Mapping[str, Any], section: str, default: int) -> dict[str, Any]:
+    value = dict(cfg.get(section) or {})
+    value.setdefault("interval", default)
+    if int(value["interval"]) <= 0:
+        raise ValueError(f"{section}.interval must be a positive number of iterations.")
+    return value
+
+
+def parse_runtime(cfg: Mapping[str, Any]) -> RuntimeSpec:
+    """Read and validate the runtime sections of a config (an mmengine ``Config`` or dict)."""
+    schedule = _parse_schedule(cfg)
+    clip_norm, clip_type = _parse_grad_clip(cfg)
+    ckpt = _interval(cfg, "checkpoint_config", schedule.max_iters)
+    _check_keys("checkpoint_config", ckpt, ("interval", "max_keep_ckpts", "by_epoch"))
+    log = _interval(cfg, "log_config", 50)
+    _check_keys("log_config", log, ("interval", "hooks"))
+    evaluation = _interval(cfg, "evaluation", schedule.max_iters)
+    _check_keys("evaluation", evaluation, ("interval", "pipeline", "metric"))
+    return RuntimeSpec(
+        optimizer=_parse_optimizer(cfg),
+        schedule=schedule,
+        grad_clip_max_norm=clip_norm,
+        grad_clip_norm_type=clip_type,
+        fp16=bool(cfg.get("fp16"))
+        or dict(cfg.get("optimizer_config") or {}).get("type") == "Fp16OptimizerHook",
+        checkpoint_interval=int(ckpt["interval"]),
+        max_keep_ckpts=int(ckpt.get("max_keep_ckpts", -1)),
+        log_interval=int(log["interval"]),
+        eval_interval=int(evaluation["interval"]),
+        load_from=cfg.get("load_from"),
+        resume_from=cfg.get("resume_from"),
+    )

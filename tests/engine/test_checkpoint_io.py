@@ -1,0 +1,45 @@
+"""Atomic checkpoint writes and clear errors for unreadable files."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from projects.mmdet3d_plugin.engine.checkpoint_io import AtomicCheckpointIO
+
+
+def test_round_trip_and_no_temporary_left(tmp_path):
+    io = AtomicCheckpointIO()
+    path = tmp_path / "sub" / "latest.pth"
+    io.save_checkpoint({"state_dict": {"w": torch.arange(3.0)}, "global_step": 7}, path)
+    loaded = io.load_checkpoint(path)
+    assert torch.equal(loaded["state_dict"]["w"], torch.arange(3.0)) and loaded["global_step"] == 7
+    assert [p.name for p in path.parent.iterdir()] == ["latest.pth"]
+
+
+def test_failed_save_keeps_previous_checkpoint(tmp_path):
+    io = AtomicCheckpointIO()
+    path = tmp_path / "latest.pth"
+    io.save_checkpoint({"v": torch.ones(1)}, path)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        io.save_checkpoint({"v": Unpicklable()}, path)
+    assert torch.equal(io.load_checkpoint(path)["v"], torch.ones(1))
+    assert [p.name for p in tmp_path.iterdir()] == ["latest.pth"]
+
+
+def test_truncated_checkpoint_is_named(tmp_path):
+    io = AtomicCheckpointIO()
+    path = tmp_path / "latest.pth"
+    io.save_checkpoint({"v": torch.ones(1000)}, path)
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(RuntimeError, match="truncated"):
+        io.load_checkpoint(path)
+
+
+def test_missing_checkpoint(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.pth"):
+        AtomicCheckpointIO().load_checkpoint(tmp_path / "nope.pth")

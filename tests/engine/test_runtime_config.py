@@ -1,0 +1,65 @@
+"""Parsing the mmcv-style runtime sections of a config."""
+from __future__ import annotations
+
+import pytest
+
+from projects.mmdet3d_plugin.engine.runtime_config import parse_runtime
+
+
+def streampetr_runtime(**overrides):
+    cfg = dict(
+        optimizer=dict(type="AdamW", lr=4e-4, weight_decay=0.01,
+                       paramwise_cfg=dict(custom_keys={"img_backbone": dict(lr_mult=0.1)})),
+        optimizer_config=dict(type="Fp16OptimizerHook", loss_scale="dynamic",
+                              grad_clip=dict(max_norm=35, norm_type=2)),
+        lr_config=dict(policy="CosineAnnealing", warmup="linear", warmup_iters=500,
+                       warmup_ratio=1.0 / 3, min_lr_ratio=1e-3),
+        runner=dict(type="IterBasedRunner", max_iters=1000),
+        checkpoint_config=dict(interval=100, max_keep_ckpts=3),
+        log_config=dict(interval=50, hooks=[dict(type="TextLoggerHook")]),
+        evaluation=dict(interval=1000, pipeline=[]),
+        load_from=None,
+        resume_from=None,
+    )
+    cfg.update(overrides)
+    return cfg
+
+
+def test_streampetr_sections_parse():
+    spec = parse_runtime(streampetr_runtime())
+    assert spec.optimizer.type == "AdamW"
+    assert spec.optimizer.custom_keys == {"img_backbone": {"lr_mult": 0.1}}
+    assert spec.schedule.max_iters == 1000 and spec.schedule.warmup_iters == 500
+    assert spec.grad_clip_max_norm == 35.0 and spec.grad_clip_norm_type == 2.0
+    assert spec.fp16 is True  # Fp16OptimizerHook implies mixed precision (on GPU)
+    assert (spec.checkpoint_interval, spec.max_keep_ckpts, spec.eval_interval) == (100, 3, 1000)
+
+
+def test_typo_in_a_section_names_the_key_and_close_match():
+    cfg = streampetr_runtime(lr_config=dict(policy="CosineAnnealing", warmup="linear", warmup_iter=500))
+    with pytest.raises(KeyError, match=r"lr_config\.warmup_iter.*warmup_iters"):
+        parse_runtime(cfg)
+
+
+def test_typo_in_custom_key_multiplier_raises():
+    cfg = streampetr_runtime(optimizer=dict(
+        type="AdamW", lr=1e-3, paramwise_cfg=dict(custom_keys={"img_backbone": dict(lr_mul=0.1)})))
+    with pytest.raises(KeyError, match="lr_mult"):
+        parse_runtime(cfg)
+
+
+def test_epoch_based_runner_is_refused():
+    with pytest.raises(ValueError, match="IterBasedRunner"):
+        parse_runtime(streampetr_runtime(runner=dict(type="EpochBasedRunner", max_epochs=24)))
+
+
+def test_missing_runner_is_named():
+    cfg = streampetr_runtime()
+    del cfg["runner"]
+    with pytest.raises(KeyError, match="runner"):
+        parse_runtime(cfg)
+
+
+def test_unknown_optimizer_is_refused():
+    with pytest.raises(ValueError, match="AdamW"):
+        parse_runtime(streampetr_runtime(optimizer=dict(type="Lamb", lr=1e-3)))
