@@ -32,7 +32,7 @@ from ..utils.ray_denoising import RayDenoising
 from .query_branches import build_cls_branch, build_reg_branch, check_tied_copies
 from .raydn_losses import build_raydn_losses, raydn_losses
 from .saved_constants import FixedEmbedding, check_loaded_constants
-from .streampetr_head import StreamPETRHead
+from .streampetr_head import StreamPETRHead, dn_ground_truth
 
 _CAMERA_DIMS = 14  # fx / 1e3, fy / 1e3 and the 12 entries of extrinsics[:3, :4]
 _EGO_MOTION_DIMS = 180  # nerf encoding (6 frequencies, sin + cos) of velo 2 + dt 1 + pose 12
@@ -136,6 +136,8 @@ class RayDNHead(nn.Module):
         self.num_pred = self.transformer.decoder.num_layers
         self._register_constants(code_weights, match_costs)
         self._init_layers(num_reg_fcs)
+        self.reference_points_probe = nn.Identity()  # tap: (B, Q, 3) normalised, DN first
+        self.bbox_preds_probe = nn.Identity()  # tap: (B, Q, 10) box codes, once per layer
         self.transformer.init_weights()
         self.memory = MemoryQueue(memory_len, embed_dims)
 
@@ -206,6 +208,8 @@ class RayDNHead(nn.Module):
         pad_shape: tuple[int, int],
         gt_bboxes_3d: Optional[Sequence[Tensor]] = None,
         gt_labels_3d: Optional[Sequence[Tensor]] = None,
+        pseudo_bboxes_3d: Optional[Sequence[Tensor]] = None,
+        pseudo_labels_3d: Optional[Sequence[Tensor]] = None,
     ) -> dict:
         """Decode one frame and update the memory.
 
@@ -216,6 +220,8 @@ class RayDNHead(nn.Module):
             timestamp: ``(B,)`` float64 seconds; prev_exists: ``(B,)`` bool.
             pad_shape: ``(pad_h, pad_w)`` of the images in pixels.
             gt_bboxes_3d, gt_labels_3d: per-sample GT, used for DN queries in training.
+            pseudo_bboxes_3d, pseudo_labels_3d: optional per-sample teacher pseudo targets
+                ``(k_b, 9)`` / ``(k_b,)``, appended to the GT of the DN queries only.
 
         Returns:
             ``all_cls_scores`` ``(L, B, Q', C)`` and ``all_bbox_preds`` ``(L, B, Q', 10)``
@@ -227,7 +233,8 @@ class RayDNHead(nn.Module):
         batch = img_feats[0].shape[0]
         self._pre_update_memory(prev_exists, timestamp, ego_pose_inv)
         feat_flatten, spatial_shapes = self._image_tokens(img_feats, intrinsics, extrinsics)
-        dn = self._denoising(gt_bboxes_3d, gt_labels_3d, lidar2img, pad_shape)
+        dn = self._denoising(*dn_ground_truth(gt_bboxes_3d, gt_labels_3d, pseudo_bboxes_3d,
+                                              pseudo_labels_3d), lidar2img, pad_shape)
         reference_points = self.reference_points.weight.unsqueeze(0).expand(batch, -1, -1)
         pad = 0 if dn is None else dn.pad_size
         if dn is not None:
@@ -235,6 +242,7 @@ class RayDNHead(nn.Module):
         query_pos = self.query_embedding(pos2posemb3d(reference_points, self.embed_dims // 2))
         tgt, query_pos, reference_points, temp_memory, temp_pos = self._temporal_alignment(
             query_pos, torch.zeros_like(query_pos), reference_points)
+        reference_points = self.reference_points_probe(reference_points)
         attn_mask = None if dn is None else self.denoising.attention_mask(
             dn, self.num_query, self.num_propagated, self.memory_len)
         outs_dec = torch.nan_to_num(self.transformer(

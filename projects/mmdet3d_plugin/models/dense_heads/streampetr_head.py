@@ -124,6 +124,7 @@ class StreamPETRHead(nn.Module):
         self._register_constants(code_weights, match_costs, position_range, depth_num, LID,
                                  depth_start)
         self._init_layers(num_reg_fcs)
+        self._init_probes()
         self.memory = MemoryQueue(memory_len, embed_dims)
 
     # ------------------------------------------------------------------ construction
@@ -186,6 +187,15 @@ class StreamPETRHead(nn.Module):
             self.ego_pose_pe = MLN(_EGO_MOTION_DIMS, f_dim=dims)
             self.ego_pose_memory = MLN(_EGO_MOTION_DIMS, f_dim=dims)
 
+    def _init_probes(self) -> None:
+        """Parameter-free identities whose forward hooks record tensors for distillation:
+        ``reference_points_probe`` ``(B, Q, 3)`` normalised reference points of all queries
+        (DN first), ``token_points_probe`` ``(B, K, D, 3)`` frustum points normalised to
+        ``position_range``, ``bbox_preds_probe`` ``(B, Q, 10)`` box codes, called once per layer."""
+        self.reference_points_probe = nn.Identity()
+        self.token_points_probe = nn.Identity()
+        self.bbox_preds_probe = nn.Identity()
+
     def _load_from_state_dict(self, state_dict: dict, prefix: str, local_metadata: dict,
                               strict: bool, missing_keys: list, unexpected_keys: list,
                               error_msgs: list) -> None:
@@ -216,6 +226,8 @@ class StreamPETRHead(nn.Module):
         topk_indexes: Optional[Tensor] = None,
         gt_bboxes_3d: Optional[Sequence[Tensor]] = None,
         gt_labels_3d: Optional[Sequence[Tensor]] = None,
+        pseudo_bboxes_3d: Optional[Sequence[Tensor]] = None,
+        pseudo_labels_3d: Optional[Sequence[Tensor]] = None,
     ) -> dict:
         """Decode one frame and update the memory.
 
@@ -228,6 +240,8 @@ class StreamPETRHead(nn.Module):
             pad_shape: ``(pad_h, pad_w)`` of the images in pixels.
             topk_indexes: ``(B, K, 1)`` image tokens to keep (from the 2D head) or None.
             gt_bboxes_3d, gt_labels_3d: per-sample GT, used for DN queries in training.
+            pseudo_bboxes_3d, pseudo_labels_3d: optional per-sample teacher pseudo targets
+                ``(k_b, 9)`` / ``(k_b,)``, appended to the GT of the DN queries only.
 
         Returns:
             ``all_cls_scores`` ``(L, B, Q', C)`` and ``all_bbox_preds`` ``(L, B, Q', 10)``
@@ -240,13 +254,15 @@ class StreamPETRHead(nn.Module):
         self._pre_update_memory(prev_exists, timestamp, ego_pose_inv)
         memory, pos_embed = self._image_tokens(img_feats, locations, lidar2img, intrinsics,
                                                pad_shape, topk_indexes)
-        dn = self._denoising(gt_bboxes_3d, gt_labels_3d)
+        dn = self._denoising(*dn_ground_truth(gt_bboxes_3d, gt_labels_3d, pseudo_bboxes_3d,
+                                              pseudo_labels_3d))
         reference_points = self.reference_points.weight.unsqueeze(0).expand(batch, -1, -1)
         if dn is not None:
             reference_points = torch.cat([dn.reference_points, reference_points], dim=1)
         query_pos = self.query_embedding(pos2posemb3d(reference_points, self.embed_dims // 2))
         tgt, query_pos, reference_points, temp_memory, temp_pos = self._temporal_alignment(
             query_pos, torch.zeros_like(query_pos), reference_points)
+        reference_points = self.reference_points_probe(reference_points)
         pad = 0 if dn is None else dn.pad_size
         attn_mask = None if dn is None else dn_self_attention_mask(
             dn.num_groups, dn.group_size, tgt.shape[1] - pad, tgt.shape[1] - pad + temp_memory.shape[1],
@@ -275,8 +291,8 @@ class StreamPETRHead(nn.Module):
         batch, num_cams, channels, height, width = img_feats.shape
         tokens = img_feats.permute(0, 1, 3, 4, 2).reshape(batch, -1, channels)
         tokens = topk_gather(tokens, topk_indexes)
-        points = frustum_points(locations, pad_shape, self.coords_d, lidar2img,
-                                self.position_range, topk_indexes)
+        points = self.token_points_probe(frustum_points(locations, pad_shape, self.coords_d, lidar2img,
+                                                        self.position_range, topk_indexes))
         pos_embed = self.position_encoder(inverse_sigmoid(points).flatten(-2))
         focal = camera_focal_tokens(intrinsics, height * width, topk_indexes)
         cone = torch.cat([focal, points[:, :, -1], points[:, :, -_CONE_BIN_FROM_END]], dim=-1)
@@ -341,7 +357,7 @@ class StreamPETRHead(nn.Module):
             classes.append(self.cls_branches[layer](feats))
             codes = self.reg_branches[layer](feats)
             centers = (codes[..., CODE_X:CODE_Z + 1] + reference).sigmoid() * span + low
-            boxes.append(torch.cat([centers, codes[..., CODE_Z + 1:]], dim=-1))
+            boxes.append(self.bbox_preds_probe(torch.cat([centers, codes[..., CODE_Z + 1:]], dim=-1)))
         return torch.stack(classes), torch.stack(boxes)
 
     def _post_update_memory(self, cls_scores: Tensor, bbox_preds: Tensor, query_feats: Tensor,
@@ -411,6 +427,23 @@ class StreamPETRHead(nn.Module):
                                           "all_bbox_preds": preds["all_bbox_preds"]})
         return [dict(boxes_3d=d["bboxes"], scores_3d=d["scores"], labels_3d=d["labels"].long())
                 for d in decoded]
+
+
+def dn_ground_truth(gt_bboxes_3d: Optional[Sequence[Tensor]], gt_labels_3d: Optional[Sequence[Tensor]],
+                    pseudo_bboxes_3d: Optional[Sequence[Tensor]], pseudo_labels_3d: Optional[Sequence[Tensor]]
+                    ) -> tuple[Optional[list], Optional[list]]:
+    """The targets of the DN queries: each sample's GT ``(M_b, 9)`` / ``(M_b,)`` followed by
+    its teacher pseudo targets ``(k_b, 9)`` / ``(k_b,)`` when those are given."""
+    if pseudo_bboxes_3d is None and pseudo_labels_3d is None:
+        return gt_bboxes_3d, gt_labels_3d
+    if pseudo_bboxes_3d is None or pseudo_labels_3d is None or gt_bboxes_3d is None or gt_labels_3d is None \
+            or not len(gt_bboxes_3d) == len(pseudo_bboxes_3d) == len(pseudo_labels_3d) == len(gt_labels_3d):
+        raise ValueError("pseudo_bboxes_3d and pseudo_labels_3d must come together, with the GT, one "
+                         "entry per sample")
+    boxes = [torch.cat([gt, pseudo.to(gt)]) for gt, pseudo in zip(gt_bboxes_3d, pseudo_bboxes_3d)]
+    labels = [torch.cat([gt.long(), pseudo.to(gt.device).long()])
+              for gt, pseudo in zip(gt_labels_3d, pseudo_labels_3d)]
+    return boxes, labels
 
 
 def _check_supported(in_channels: int, embed_dims: int, num_propagated: int, memory_len: int,

@@ -149,11 +149,16 @@ class Petr3D(nn.Module):
             topk_indexes=None if roi_outs is None else roi_outs["topk_indexes"],
             gt_bboxes_3d=batch["gt_bboxes_3d"] if with_gt else None,
             gt_labels_3d=batch["gt_labels_3d"] if with_gt else None,
+            pseudo_bboxes_3d=batch.get("pseudo_bboxes_3d") if with_gt else None,
+            pseudo_labels_3d=batch.get("pseudo_labels_3d") if with_gt else None,
         )
         return outs, roi_outs, pad_shape
 
     def loss(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
-        """Losses of the 3D head (and of the 2D head when present) for one batch."""
+        """Losses of the 3D head (and of the 2D head when present) for one batch.
+
+        Optional batch keys ``pseudo_bboxes_3d`` / ``pseudo_labels_3d`` (teacher pseudo
+        targets, lists of B) are appended to the GT of the DN queries only."""
         with_roi = self.img_roi_head is not None
         _require(batch, ("img",) + _GEOMETRY_KEYS + _LOSS_KEYS + (_LOSS_2D_KEYS if with_roi else ()),
                  "loss")

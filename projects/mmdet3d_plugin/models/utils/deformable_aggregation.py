@@ -160,6 +160,10 @@ class DeformableFeatureAggregation(nn.Module):
             nn.LayerNorm(embed_dims),
         )
         self.drop = nn.Dropout(dropout)
+        # Parameter-free taps for distillation hooks: key points (B, Q, P, 3) in metres and
+        # the aggregation weights (B, N, L, G, Q, P) after masking points behind cameras.
+        self.key_points_probe = nn.Identity()
+        self.weights_probe = nn.Identity()
 
     def init_weights(self) -> None:
         """Zero weight logits, Xavier output projection, offsets' bias uniform in ±bias."""
@@ -231,10 +235,10 @@ class DeformableFeatureAggregation(nn.Module):
             ``(B, Q, C)`` updated queries.
         """
         self._check_inputs(lidar2img, spatial_shapes)
-        points = self.key_points(query, reference_points, pc_range)
+        points = self.key_points_probe(self.key_points(query, reference_points, pc_range))
         weights = self.point_weights(query, query_pos, lidar2img)
         uv, in_front = project_points(points, lidar2img, image_size)
-        weights = weights * in_front[:, :, None, None].to(weights.dtype)
+        weights = self.weights_probe(weights * in_front[:, :, None, None].to(weights.dtype))
         features = aggregate_features(feat_flatten, spatial_shapes, uv, weights)
         return self.drop(self.output_proj(features)) + query
 

@@ -1,0 +1,201 @@
+"""HarmoDistiller: a frozen teacher detector, a student detector, taps, adapters and losses.
+
+One training step (``forward(batch, mode='loss')``)::
+
+    taps open
+    teacher (eval, no_grad, its own memory queue) predicts on the batch    -> teacher taps record
+    student (train) computes its detection losses                          -> student taps record
+    adapters project the student's tapped tensors
+    each distillation loss gets its declared inputs (+ progress)           -> loss_<name>
+    taps close (everything recorded is dropped)
+
+``forward(batch, mode='predict')`` is the student's prediction, so evaluating a distiller
+evaluates its student. The state dict holds ``student.*``, ``teacher.*``, ``adapters.*`` and
+``distill_losses.*`` (losses with parameters); recorded tensors never enter it.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import torch
+from torch import Tensor, nn
+
+from ...registry import MODELS
+from ..recorders.tap_manager import TapManager
+from .detector_configs import ConfigSource, check_compatible, load_detector_config
+from .loss_specs import BATCH_PREFIX, LossSpec, build_loss_spec, check_all_used, split_loss_config
+from .teacher_checkpoint import load_teacher_weights, require_teacher_checkpoint
+from .teacher_inputs import check_input_size, check_pseudo_label_cfg, pseudo_labels, teacher_batch
+
+_MODES = ("loss", "predict")
+
+
+@MODELS.register_module()
+class HarmoDistiller(nn.Module):
+    """Distil a frozen temporal query teacher into a student detector.
+
+    Args:
+        teacher_cfg: the teacher's config file (its ``model`` section is built) or model dict.
+        teacher_ckpt: the teacher's trained weights, loaded strictly. A missing file raises
+            ``FileNotFoundError`` before anything is built.
+        student_cfg: the student's config file or model dict.
+        taps: tap name → ``dict(model='student'|'teacher', path=..., io='output'|'input',
+            call=0, index=None)`` (see :class:`~projects.mmdet3d_plugin.kd.recorders.FeatureTap`).
+        adapters: adapter name → config of a trainable projection (``ConvAdapter``,
+            ``LinearAdapter``), used through a loss's ``adapter`` mapping.
+        distill_losses: loss name → loss config with ``inputs=dict(<forward arg>=<tap name or
+            'batch.<key>'>)`` and optionally ``adapter=dict(<forward arg>=<adapter name>)``
+            (see :mod:`.loss_specs`). Each gives ``loss_<name>`` in the loss dict.
+        teacher_input_size: ``None`` (the teacher sees the student's images) or ``(H, W)``:
+            the teacher's images are resized and its camera matrices follow.
+        pseudo_label_cfg: ``None`` or ``dict(score_thr=..., max_num=...)``: the teacher's
+            confident predictions are added to the student's batch as ``pseudo_bboxes_3d``
+            and ``pseudo_labels_3d`` (lists of B tensors).
+        student_cfg_options: ``--cfg-options``-style overrides of the student config file,
+            e.g. to derive an R18 student from an R50 config.
+    """
+
+    def __init__(
+        self,
+        teacher_cfg: ConfigSource,
+        teacher_ckpt: str,
+        student_cfg: ConfigSource,
+        taps: Optional[Mapping[str, Mapping[str, Any]]] = None,
+        adapters: Optional[Mapping[str, Mapping[str, Any]]] = None,
+        distill_losses: Optional[Mapping[str, Mapping[str, Any]]] = None,
+        teacher_input_size: Optional[Sequence[int]] = None,
+        pseudo_label_cfg: Optional[Mapping[str, Any]] = None,
+        student_cfg_options: Optional[Mapping[str, Any]] = None,
+    ) -> None:
+        super().__init__()
+        teacher_source = str(teacher_cfg) if isinstance(teacher_cfg, (str, Path)) else "<teacher model dict>"
+        ckpt_path = require_teacher_checkpoint(teacher_ckpt, teacher_source)
+        self.teacher_input_size = check_input_size(teacher_input_size)
+        self.pseudo_label_cfg = check_pseudo_label_cfg(pseudo_label_cfg)
+        t_cfg = load_detector_config(teacher_cfg, "teacher")
+        s_cfg = load_detector_config(student_cfg, "student", student_cfg_options)
+        self.student = MODELS.build(s_cfg.model)
+        self.teacher = MODELS.build(t_cfg.model)
+        check_compatible(self.teacher, self.student, t_cfg, s_cfg)
+        load_teacher_weights(self.teacher, ckpt_path, t_cfg.source)
+        self.teacher.requires_grad_(False)
+        self.teacher.eval()
+        self.teacher_ckpt = str(ckpt_path)
+        self.adapters = nn.ModuleDict({name: MODELS.build(dict(cfg)) for name, cfg in (adapters or {}).items()})
+        self.distill_losses, self._loss_specs = self._build_losses(distill_losses or {}, dict(taps or {}))
+        self._taps = TapManager({"student": self.student, "teacher": self.teacher}, dict(taps or {}))
+        self._progress = 0.0
+
+    def _build_losses(self, cfgs: Mapping[str, Mapping[str, Any]], taps: Mapping[str, Any]
+                      ) -> tuple[nn.ModuleDict, dict[str, LossSpec]]:
+        """The loss modules and their checked feeding specs."""
+        modules, specs = nn.ModuleDict(), {}
+        for name, cfg in cfgs.items():
+            module_cfg, inputs, adapter_map = split_loss_config(name, cfg)
+            modules[name] = MODELS.build(module_cfg)
+            specs[name] = build_loss_spec(name, modules[name], inputs, adapter_map, taps, self.adapters)
+        check_all_used(specs, taps, self.adapters)
+        return modules, specs
+
+    @property
+    def taps(self) -> TapManager:
+        """The tap manager (its hooks live as long as the distiller, see :meth:`remove_taps`)."""
+        return self._taps
+
+    @property
+    def progress(self) -> float:
+        """Training progress in ``[0, 1]`` passed to losses that take ``progress``."""
+        return self._progress
+
+    def set_training_progress(self, step: int, max_steps: int) -> None:
+        """Called by the engine before each step: ``progress = step / max_steps`` (clipped)."""
+        if max_steps <= 0:
+            raise ValueError(f"set_training_progress: max_steps must be positive, got {max_steps}")
+        self._progress = min(max(float(step) / float(max_steps), 0.0), 1.0)
+
+    def train(self, mode: bool = True) -> "HarmoDistiller":
+        """Set the student (and adapters, losses) to ``mode``; the teacher stays in eval."""
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    def init_weights(self) -> None:
+        """Initialise the student's pretrained parts (the teacher comes from its checkpoint)."""
+        init = getattr(self.student, "init_weights", None)
+        if init is not None:
+            init()
+
+    def reset_memory(self) -> None:
+        """Forget the temporal memory of both detectors."""
+        for model in (self.student, self.teacher):
+            reset = getattr(model, "reset_memory", None)
+            if reset is not None:
+                reset()
+
+    def remove_taps(self) -> None:
+        """Take every tap hook off the models (the distiller cannot train afterwards)."""
+        self._taps.remove()
+
+    def forward(self, batch: Mapping[str, Any], mode: str = "loss") -> Union[dict[str, Tensor], list]:
+        """``'loss'``: the student's losses and ``loss_<name>`` per distillation loss;
+        ``'predict'``: the student's predictions (docs/data_contract.md)."""
+        if mode not in _MODES:
+            raise ValueError(f"HarmoDistiller.forward: mode must be one of {_MODES}, got {mode!r}")
+        if mode == "predict":
+            return self.student(batch, mode="predict")
+        with self._taps.recording():
+            predictions = self._run_teacher(batch)
+            student_batch = self._student_batch(batch, predictions)
+            losses = dict(self.student(student_batch, mode="loss"))
+            distill = self._distillation_losses(student_batch)
+        clash = sorted(set(losses) & set(distill))
+        if clash:
+            raise KeyError(f"distillation loss names {clash} clash with the student's own losses; rename them")
+        losses.update(distill)
+        return losses
+
+    def _run_teacher(self, batch: Mapping[str, Any]) -> list[dict[str, Tensor]]:
+        """The teacher's predictions (eval, no grad); it advances its own memory queue."""
+        self.teacher.eval()
+        with torch.no_grad():
+            return self.teacher(teacher_batch(batch, self.teacher_input_size), mode="predict")
+
+    def _student_batch(self, batch: Mapping[str, Any], predictions: list[dict[str, Tensor]]) -> dict[str, Any]:
+        """The batch, plus the teacher's pseudo labels when configured."""
+        out = dict(batch)
+        if self.pseudo_label_cfg is not None:
+            out["pseudo_bboxes_3d"], out["pseudo_labels_3d"] = pseudo_labels(predictions, **self.pseudo_label_cfg)
+        return out
+
+    def _distillation_losses(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
+        """``loss_<name>`` of every distillation loss; each tap is popped once and shared."""
+        recorded = {name: self._taps.pop(name) for name in self._taps.names}
+        adapted: dict[tuple[str, str], Any] = {}
+        losses = {}
+        for name, spec in self._loss_specs.items():
+            kwargs = {}
+            for arg, source in spec.inputs.items():
+                if source.startswith(BATCH_PREFIX):
+                    kwargs[arg] = _batch_value(batch, source, name)
+                elif arg in spec.adapters:
+                    key = (spec.adapters[arg], source)
+                    if key not in adapted:
+                        adapted[key] = self.adapters[key[0]](recorded[source])
+                    kwargs[arg] = adapted[key]
+                else:
+                    kwargs[arg] = recorded[source]
+            if spec.takes_progress:
+                kwargs["progress"] = self._progress
+            losses[f"loss_{name}"] = self.distill_losses[name](**kwargs)
+        return losses
+
+
+def _batch_value(batch: Mapping[str, Any], source: str, loss_name: str) -> Any:
+    """``batch[key]`` for a ``'batch.<key>'`` source (KeyError naming the loss otherwise)."""
+    key = source[len(BATCH_PREFIX):]
+    if key not in batch:
+        raise KeyError(f"distill_losses.{loss_name}: the batch has no '{key}' (from '{source}'); "
+                       f"batch keys: {sorted(batch)}")
+    return batch[key]

@@ -1,0 +1,92 @@
+"""Balanced KL divergence (HarmoDistill's "BalanceKL") on feature maps.
+
+As in channel-wise distillation, each channel becomes a distribution over its ``H * W``
+positions. The loss moves from the forward KL (mean-seeking: cover all of the teacher's
+mass) at the start of training to a weighted reverse KL (mode-seeking: put mass where the
+teacher is confident) at the end::
+
+    L = w * [a * KL(p_T ‖ p_S) + (1 - a) * r * KL(p_S ‖ p_T)] * tau^2 / (N * C)
+    a = 1 - progress
+    p_S[n, c] = softmax(S[n, c].flatten() / tau)
+    p_T[n, c] = softmax(T[n, c].flatten() / teacher_tau)
+
+``progress`` goes from 0 to 1 over training (``iter / max_iters``) and is passed by the
+distiller. Unlike the upstream implementation, ``teacher_tau`` really is the teacher's
+temperature (upstream silently used ``tau`` for both); it defaults to ``tau``.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from torch import Tensor, nn
+
+from projects.mmdet3d_plugin.kd.losses.feature_utils import (
+    check_non_negative,
+    check_positive,
+    kl_divergence_sum,
+    prepare_feature_pair,
+    spatial_log_softmax,
+)
+from projects.mmdet3d_plugin.registry import MODELS
+
+
+@MODELS.register_module()
+class BalancedKLLoss(nn.Module):
+    """Forward-to-reverse scheduled per-channel spatial KL between feature maps.
+
+    Args:
+        tau: the student's softmax temperature; the loss is scaled by ``tau^2``.
+        teacher_tau: the teacher's softmax temperature; ``None`` uses ``tau``. With
+            ``teacher_tau != tau`` the minimum (0) is at ``S / tau == T / teacher_tau``
+            (up to a per-channel constant), not at ``S == T``.
+        reverse_weight: ``r``, the weight of the reverse KL.
+        loss_weight: ``w``, factor on the loss (0.1 in the released config; 0.01 for the
+            last FPN level).
+    """
+
+    def __init__(
+        self,
+        tau: float = 4.0,
+        teacher_tau: Optional[float] = None,
+        reverse_weight: float = 7.0,
+        loss_weight: float = 0.1,
+    ) -> None:
+        super().__init__()
+        name = type(self).__name__
+        self.tau = check_positive(tau, "tau", name)
+        self.teacher_tau = (
+            self.tau if teacher_tau is None else check_positive(teacher_tau, "teacher_tau", name)
+        )
+        self.reverse_weight = check_non_negative(reverse_weight, "reverse_weight", name)
+        self.loss_weight = check_non_negative(loss_weight, "loss_weight", name)
+
+    def forward(self, student: Tensor, teacher: Tensor, progress: float = 0.0) -> Tensor:
+        """Weighted balanced KL loss.
+
+        Args:
+            student: ``(N, C, H, W)`` student feature map (``N = B * cameras``).
+            teacher: ``(N, C, H_t, W_t)`` teacher map; detached, resized to ``(H, W)``.
+            progress: training progress in ``[0, 1]``; 0 gives the pure forward KL, 1 the
+                pure (weighted) reverse KL.
+
+        Returns:
+            Scalar loss, already multiplied by ``loss_weight``.
+        """
+        progress = float(progress)
+        if not 0.0 <= progress <= 1.0:
+            raise ValueError(f"{type(self).__name__}: progress must be in [0, 1], got {progress}")
+        student, teacher = prepare_feature_pair(student, teacher, type(self).__name__)
+        num, channels = student.shape[:2]
+        log_p_s = spatial_log_softmax(student, self.tau)
+        log_p_t = spatial_log_softmax(teacher, self.teacher_tau)
+        forward_weight = 1.0 - progress
+        loss = forward_weight * kl_divergence_sum(log_p_t, log_p_s)
+        loss = loss + progress * self.reverse_weight * kl_divergence_sum(log_p_s, log_p_t)
+        return self.loss_weight * loss * self.tau**2 / (num * channels)
+
+    def extra_repr(self) -> str:
+        """Constructor arguments, shown by ``print(module)``."""
+        return (
+            f"tau={self.tau}, teacher_tau={self.teacher_tau}, "
+            f"reverse_weight={self.reverse_weight}, loss_weight={self.loss_weight}"
+        )

@@ -1,0 +1,145 @@
+"""TapManager: the declared feature taps of a distiller, their hooks and their one step.
+
+Taps are declared in a config by name::
+
+    taps = dict(
+        s_fpn_0=dict(model='student', path='img_neck.fpn_convs.0.conv'),
+        t_fpn_0=dict(model='teacher', path='img_neck.fpn_convs.0.conv'),
+        s_dec_1=dict(model='student', path='pts_bbox_head.transformer.decoder.layers.1',
+                     io='output', call=0, index=None),
+    )
+
+The manager resolves every path when it is built (a wrong path fails there, with close
+matches among the model's ``named_modules()``), registers one forward hook per tap and keeps
+the handles. Values are recorded only inside :meth:`TapManager.recording` (one training
+step), handed out once by :meth:`TapManager.pop` and dropped when the step ends;
+:meth:`TapManager.remove` takes every hook off again.
+"""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from torch import nn
+
+from .feature_tap import TAP_IO, FeatureTap
+
+TAP_KEYS = ("model", "path", "io", "call", "index")
+
+
+def resolve_module(root: nn.Module, path: str, owner: str) -> nn.Module:
+    """The submodule of ``root`` at dotted ``path``.
+
+    Args:
+        root: the model searched.
+        path: e.g. ``'img_neck.fpn_convs.0.conv'``.
+        owner: names the root in messages (e.g. ``"tap 's_fpn_0' (student)"``).
+
+    Raises:
+        KeyError: no such module; the message lists close matches.
+    """
+    modules = dict(root.named_modules())
+    if path in modules and path:
+        return modules[path]
+    names = [name for name in modules if name]
+    close = difflib.get_close_matches(path, names, n=5, cutoff=0.5)
+    hint = f" Close matches: {close}." if close else f" It has {len(names)} modules, e.g. {names[:5]}."
+    raise KeyError(f"{owner}: {type(root).__name__} has no module '{path}'.{hint}")
+
+
+def _check_spec(name: str, spec: Mapping[str, Any], models: Mapping[str, nn.Module]) -> None:
+    """Raise a clear error for an unknown key, model name or a missing path."""
+    unknown = [key for key in spec if key not in TAP_KEYS]
+    if unknown:
+        close = {key: difflib.get_close_matches(key, TAP_KEYS, n=1) for key in unknown}
+        raise KeyError(f"tap '{name}': unknown keys {unknown} (close matches: {close}); "
+                       f"a tap takes {list(TAP_KEYS)}")
+    for key in ("model", "path"):
+        if key not in spec:
+            raise KeyError(f"tap '{name}' needs '{key}', e.g. dict(model='student', "
+                           f"path='img_neck.fpn_convs.0.conv')")
+    if spec["model"] not in models:
+        raise KeyError(f"tap '{name}': model must be one of {sorted(models)}, got {spec['model']!r}")
+    if spec.get("io", "output") not in TAP_IO:
+        raise ValueError(f"tap '{name}': io must be one of {TAP_IO}, got {spec['io']!r}")
+
+
+class TapManager:
+    """Owns the forward hooks of the declared taps.
+
+    Args:
+        models: the models taps may name, e.g. ``{'student': student, 'teacher': teacher}``.
+        taps: tap name → ``dict(model=..., path=..., io='output', call=0, index=None)``
+            (see :class:`FeatureTap`).
+
+    Every spec is checked before any hook is registered, so a bad declaration leaves no
+    hook behind.
+    """
+
+    def __init__(self, models: Mapping[str, nn.Module], taps: Mapping[str, Mapping[str, Any]]) -> None:
+        resolved = {}
+        for name, spec in taps.items():
+            _check_spec(name, spec, models)
+            owner = f"tap '{name}' ({spec['model']})"
+            resolved[name] = (resolve_module(models[spec["model"]], spec["path"], owner), dict(spec))
+        self._taps: dict[str, FeatureTap] = {}
+        for name, (module, spec) in resolved.items():
+            self._taps[name] = FeatureTap(
+                name, module, spec["path"], io=spec.get("io", "output"),
+                call=spec.get("call", 0), index=spec.get("index"))
+        self._recording = False
+        self._removed = False
+
+    def __repr__(self) -> str:
+        return f"TapManager({list(self._taps.values())})"
+
+    def __len__(self) -> int:
+        return len(self._taps)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The declared tap names, in declaration order."""
+        return tuple(self._taps)
+
+    def tap(self, name: str) -> FeatureTap:
+        """The tap called ``name`` (KeyError with close matches otherwise)."""
+        if name not in self._taps:
+            close = difflib.get_close_matches(name, list(self._taps), n=3)
+            raise KeyError(f"no tap named '{name}'; declared: {list(self._taps)}"
+                           + (f" (close matches: {close})" if close else ""))
+        return self._taps[name]
+
+    @property
+    def is_recording(self) -> bool:
+        """Whether a step is being recorded."""
+        return self._recording
+
+    @contextmanager
+    def recording(self) -> Iterator["TapManager"]:
+        """Record during the ``with`` block (one step); everything recorded is dropped on exit."""
+        if self._removed:
+            raise RuntimeError("the taps were removed (TapManager.remove); nothing can be recorded")
+        if self._recording:
+            raise RuntimeError("TapManager.recording() is already active; steps cannot nest")
+        self._recording = True
+        for tap in self._taps.values():
+            tap.open()
+        try:
+            yield self
+        finally:
+            for tap in self._taps.values():
+                tap.close()
+            self._recording = False
+
+    def pop(self, name: str) -> Any:
+        """Hand out the value recorded by tap ``name`` in this step (once)."""
+        return self.tap(name).pop()
+
+    def remove(self) -> None:
+        """Remove every hook; the manager holds no taps afterwards."""
+        for tap in self._taps.values():
+            tap.remove()
+        self._taps = {}
+        self._removed = True

@@ -1,0 +1,42 @@
+"""The released distillation configs build at full size (with a stand-in teacher checkpoint).
+
+Building a distiller needs the teacher's file, so each test writes the state dict of a freshly
+built teacher to a temporary file and points ``model.teacher_ckpt`` at it, as
+``--cfg-options model.teacher_ckpt=...`` would. Everything else is the config as shipped.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from projects.mmdet3d_plugin.engine.runner import load_config
+from projects.mmdet3d_plugin.engine.runtime_config import parse_runtime
+from projects.mmdet3d_plugin.kd.distillers.detector_configs import REPO_ROOT, load_detector_config
+from projects.mmdet3d_plugin.registry import MODELS
+
+DISTILL3D = REPO_ROOT / "projects" / "configs" / "Distill3D"
+CASES = {
+    "distill_raydn_r50_r18.py": ("raydn_r50_704_bs2_seq_428q_nui_60e_20240403.pth", 18, "RepDetr3D", 4),
+    "distill_raydn_r50_r34.py": ("raydn_r50_704_bs2_seq_428q_nui_60e_20240403.pth", 34, "RepDetr3D", 4),
+    "distill_streampetr_r50_r18.py": ("stream_petr_r50_flash_704_bs2_seq_428q_nui_60e.pth", 18, "Petr3D", 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_config_builds_the_released_distiller(name: str, tmp_path: Path) -> None:
+    ckpt_name, depth, detector, levels = CASES[name]
+    cfg = load_config(DISTILL3D / name)
+    assert cfg.model.teacher_ckpt == f"ckpts/{ckpt_name}"
+    runtime = parse_runtime(cfg)
+    assert runtime.schedule.max_iters == 24 * (28130 // 16) and cfg.data.samples_per_gpu == 4
+    teacher_cfg = load_detector_config(cfg.model.teacher_cfg, "teacher")
+    torch.save(MODELS.build(teacher_cfg.model).state_dict(), tmp_path / ckpt_name)
+    cfg.merge_from_dict({"model.teacher_ckpt": str(tmp_path / ckpt_name)})
+    distiller = MODELS.build(cfg.model)
+    assert type(distiller.student).__name__ == type(distiller.teacher).__name__ == detector
+    assert distiller.student.img_backbone.depth == depth and distiller.teacher.img_backbone.depth == 50
+    assert len(distiller.taps) == 2 * levels and len(distiller.distill_losses) == levels
+    assert {type(loss).__name__ for loss in distiller.distill_losses.values()} == {"BalancedKLLoss"}
+    assert {key.split(".")[0] for key in distiller.state_dict()} == {"student", "teacher"}
