@@ -1,0 +1,1 @@
+"""Export of the streaming student to ONNX, with its temporal memory as explicit I/O."""

@@ -1,0 +1,1 @@
+"""The model zoo: the checkpoint manifest and verified, resumable downloads."""

@@ -1,0 +1,63 @@
+"""The shipped manifest and the helpers around it."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from projects.mmdet3d_plugin.models.backbones.pretrained import TORCHVISION_URLS
+from projects.mmdet3d_plugin.zoo.manifest import (
+    REPO_ROOT, ManifestError, find_entry, load_manifest, missing_checkpoint_message)
+
+
+def test_shipped_manifest_is_consistent():
+    entries = load_manifest()
+    assert {"streampetr_r50_428q_nui_60e", "raydn_r50_428q_nui_60e", "harmodistill_raydn_r18_428q_24e",
+            "nuimages_r50_cascade_mask_rcnn", "resnet18", "resnet34", "resnet50", "resnet101"} <= set(entries)
+    for entry in entries.values():
+        assert entry.urls and all(url.startswith("https://") for url in entry.urls)
+        assert entry.urls[0].endswith(entry.file) or not entry.direct
+        if entry.config is not None:
+            assert (REPO_ROOT / entry.config).is_file(), entry.config
+        if entry.sha256_prefix:  # the publisher's convention: name-<sha256 prefix>.pth
+            assert Path(entry.file).stem.endswith(entry.sha256_prefix)
+    for arch, url in TORCHVISION_URLS.items():  # agrees with the backbone loader
+        assert entries[arch].urls == (url,)
+
+
+def test_config_checkpoints_are_in_the_manifest():
+    entries = load_manifest()
+    text = (REPO_ROOT / "projects/configs/RayDN/raydn_r50_704_bs2_seq_428q_nui_60e.py").read_text()
+    name = "cascade_mask_rcnn_r50_fpn_coco-20e_20e_nuim_20201009_124951-40963960.pth"
+    assert f"ckpts/{name}" in text
+    assert find_entry(entries, f"ckpts/{name}").name == "nuimages_r50_cascade_mask_rcnn"
+
+
+def test_missing_checkpoint_message_gives_the_command():
+    message = missing_checkpoint_message("ckpts/resnet18-f37072fd.pth")
+    assert "python tools/download_ckpts.py resnet18 --dest ckpts" in message
+    manual = missing_checkpoint_message("ckpts/raydn_r50_704_bs2_seq_428q_nui_60e.pth")
+    assert "sharepoint.com" in manual and "save the file as" in manual
+    unknown = missing_checkpoint_message("ckpts/nothing.pth")
+    assert "not in the model zoo" in unknown and "--list" in unknown
+
+
+def test_unknown_name_lists_close_matches():
+    with pytest.raises(ManifestError, match="did you mean.*resnet18"):
+        find_entry(load_manifest(), "resnet81")
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(kind="weights"), "kind must be"),
+    (dict(sha256="ABC"), "lower-case hex"),
+    (dict(sha256="ab" * 10), "64 hex digits"),
+    (dict(sizes=3), "unknown keys"),
+])
+def test_malformed_entries_are_rejected(tmp_path, bad, match):
+    raw = dict(name="x", kind="backbone", file="x.pth", urls=["https://e/x.pth"])
+    raw.update(bad)
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(dict(schema_version=1, checkpoints=[raw])))
+    with pytest.raises(ManifestError, match=match):
+        load_manifest(path)
