@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from projects.mmdet3d_plugin.core.checkpoint import CheckpointError
 from projects.mmdet3d_plugin.engine.checkpoint_io import AtomicCheckpointIO
 
 
@@ -36,7 +37,7 @@ def test_truncated_checkpoint_is_named(tmp_path):
     path = tmp_path / "latest.pth"
     io.save_checkpoint({"v": torch.ones(1000)}, path)
     path.write_bytes(path.read_bytes()[:200])
-    with pytest.raises(RuntimeError, match="truncated"):
+    with pytest.raises(CheckpointError, match="truncated"):
         io.load_checkpoint(path)
 
 

@@ -25,7 +25,8 @@ from torch import Tensor, nn
 from ...registry import MODELS
 from ..recorders.tap_manager import TapManager
 from .detector_configs import ConfigSource, check_compatible, load_detector_config
-from .loss_specs import BATCH_PREFIX, LossSpec, build_loss_spec, check_all_used, split_loss_config
+from .loss_specs import (BATCH_PREFIX, LossSpec, build_loss_spec, check_all_used, select_enabled,
+                         split_loss_config)
 from .teacher_checkpoint import load_teacher_weights, require_teacher_checkpoint
 from .teacher_inputs import check_input_size, check_pseudo_label_cfg, pseudo_labels, teacher_batch
 
@@ -55,6 +56,8 @@ class HarmoDistiller(nn.Module):
             and ``pseudo_labels_3d`` (lists of B tensors).
         student_cfg_options: ``--cfg-options``-style overrides of the student config file,
             e.g. to derive an R18 student from an R50 config.
+        enabled_losses: ``None`` (all) or the names of the ``distill_losses`` to use; the
+            taps and adapters only the others use are dropped (ablations from the command line).
     """
 
     def __init__(
@@ -68,6 +71,7 @@ class HarmoDistiller(nn.Module):
         teacher_input_size: Optional[Sequence[int]] = None,
         pseudo_label_cfg: Optional[Mapping[str, Any]] = None,
         student_cfg_options: Optional[Mapping[str, Any]] = None,
+        enabled_losses: Optional[Sequence[str]] = None,
     ) -> None:
         super().__init__()
         teacher_source = str(teacher_cfg) if isinstance(teacher_cfg, (str, Path)) else "<teacher model dict>"
@@ -83,9 +87,11 @@ class HarmoDistiller(nn.Module):
         self.teacher.requires_grad_(False)
         self.teacher.eval()
         self.teacher_ckpt = str(ckpt_path)
-        self.adapters = nn.ModuleDict({name: MODELS.build(dict(cfg)) for name, cfg in (adapters or {}).items()})
-        self.distill_losses, self._loss_specs = self._build_losses(distill_losses or {}, dict(taps or {}))
-        self._taps = TapManager({"student": self.student, "teacher": self.teacher}, dict(taps or {}))
+        distill_losses, taps, adapters = select_enabled(
+            distill_losses or {}, taps or {}, adapters or {}, enabled_losses)
+        self.adapters = nn.ModuleDict({name: MODELS.build(dict(cfg)) for name, cfg in adapters.items()})
+        self.distill_losses, self._loss_specs = self._build_losses(distill_losses, taps)
+        self._taps = TapManager({"student": self.student, "teacher": self.teacher}, taps)
         self._progress = 0.0
 
     def _build_losses(self, cfgs: Mapping[str, Mapping[str, Any]], taps: Mapping[str, Any]

@@ -125,3 +125,32 @@ def check_all_used(specs: Mapping[str, LossSpec], taps: Collection[str], adapter
     if unused:
         raise ValueError(f"declared but used by no distillation loss: {', '.join(unused)}; remove them "
                          "or name them in a loss's inputs / adapter")
+
+
+def select_enabled(
+    losses: Mapping[str, Mapping[str, Any]],
+    taps: Mapping[str, Any],
+    adapters: Mapping[str, Any],
+    enabled: Collection[str] | None,
+) -> tuple[dict, dict, dict]:
+    """Keep the losses named in ``enabled`` and the taps and adapters they use.
+
+    ``enabled=None`` keeps everything. This turns terms on and off for ablations from the
+    command line (``--cfg-options "model.enabled_losses=[bkl_fpn_0,output]"``) without
+    editing the config's tap and loss declarations.
+    """
+    if enabled is None:
+        return dict(losses), dict(taps), dict(adapters)
+    unknown = [name for name in enabled if name not in losses]
+    if unknown:
+        hints = {name: difflib.get_close_matches(name, list(losses), n=3) for name in unknown}
+        raise KeyError(f"enabled_losses names losses that are not declared: {hints}; "
+                       f"declared: {sorted(losses)}")
+    kept = {name: cfg for name, cfg in losses.items() if name in enabled}
+    used_taps, used_adapters = set(), set()
+    for name, cfg in kept.items():
+        _, inputs, adapter_map = split_loss_config(name, cfg)
+        used_taps.update(source for source in inputs.values() if not source.startswith(BATCH_PREFIX))
+        used_adapters.update(adapter_map.values())
+    return (kept, {k: v for k, v in taps.items() if k in used_taps},
+            {k: v for k, v in adapters.items() if k in used_adapters})
