@@ -1,0 +1,220 @@
+"""Inference latency, FPS, parameters, GFLOPs and peak memory of a streaming detector, by stage.
+
+    python tools/benchmark.py CONFIG [CKPT] [--iters 20] [--warmup 5] [--batch-size 1]
+        [--device cpu|cuda] [--onnx MODEL.onnx] [--out result.json] [--cfg-options k=v ...]
+
+The model (RepDetr3D / Petr3D; weights from CKPT, strictly, or random when no CKPT is given)
+runs ``forward(batch, mode='predict')`` in eval mode under ``no_grad`` on batches streamed in
+order, so the temporal memory is active as in testing. Inputs are real samples of the
+config's ``data.test`` when its info file exists, otherwise synthetic frames of the config's
+resolution (``ida_aug_conf['final_dim']`` padded to 32, six cameras); the output says which.
+Stages: ``backbone`` (img_backbone), ``neck`` (img_neck), ``head`` (the rest of predict).
+Only ratios measured in one run compare; see docs/benchmarks.md for recorded numbers and
+what the FLOP and memory figures count.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import torch
+from mmengine.config import DictAction
+from torch import nn
+
+import projects.mmdet3d_plugin  # noqa: F401  (registers every module)
+from projects.mmdet3d_plugin.core.checkpoint import load_checkpoint, numpy_safe_globals
+from projects.mmdet3d_plugin.datasets.collate import collate_samples
+from projects.mmdet3d_plugin.engine.benchmarking import (DETECTOR_STAGES, REST_STAGE, PeakMemoryMeter,
+                                                         StageTimer, config_image_size, count_gflops,
+                                                         count_parameters, dataset_available, environment,
+                                                         latency_stats, move_to_device, resolve_device,
+                                                         streaming_indices, synchronizer)
+from projects.mmdet3d_plugin.engine.runner import build_dataset, load_config
+from projects.mmdet3d_plugin.export.example_frames import synthetic_frame
+from projects.mmdet3d_plugin.registry import MODELS
+
+NUM_CAMS = 6
+STAGES = tuple(DETECTOR_STAGES) + (REST_STAGE,)
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Command-line arguments (see ``--help``)."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", help="detector config (RepDetr3D / Petr3D)")
+    parser.add_argument("checkpoint", nargs="?", default=None, help="weights, loaded strictly (default: random)")
+    parser.add_argument("--iters", type=int, default=20, help="timed frames after the warm-up")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed frames first")
+    parser.add_argument("--batch-size", type=int, default=1, help="batch slots, each streaming its own frames")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
+    parser.add_argument("--onnx", default=None, help="exported model (tools/export_onnx.py) to time in onnxruntime")
+    parser.add_argument("--out", default=None, help="write the results as JSON here")
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
+                        help="override config keys, e.g. data.test.ann_file=...")
+    args = parser.parse_args(argv)
+    if args.iters < 1 or args.warmup < 0 or args.batch_size < 1:
+        parser.error(f"need --iters >= 1, --warmup >= 0, --batch-size >= 1; got {args.iters}, "
+                     f"{args.warmup}, {args.batch_size}")
+    return args
+
+
+def build_detector(cfg: Any, checkpoint: Optional[str], device: torch.device) -> nn.Module:
+    """The config's detector in eval mode on ``device``; ``checkpoint`` loaded strictly if given.
+
+    Without a checkpoint the weights are random (no pretrained backbone is fetched): the
+    timing does not depend on them.
+    """
+    model_type = cfg.model.get("type")
+    if model_type not in ("RepDetr3D", "Petr3D"):
+        raise ValueError(f"tools/benchmark.py times a RepDetr3D or Petr3D detector, got model.type="
+                         f"{model_type!r}; for a distiller use tools/benchmark_distill.py, or pass its "
+                         "student's config")
+    model = MODELS.build(cfg.model)
+    if checkpoint is not None:
+        if not Path(checkpoint).is_file():
+            raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
+        load_checkpoint(model, checkpoint, strict=True, allowed_globals=numpy_safe_globals())
+    return model.to(device).eval()
+
+
+def input_batches(cfg: Any, batch_size: int, count: int) -> tuple[list[dict[str, Any]], str]:
+    """``count`` streaming batches and a description of where they come from.
+
+    Real samples of ``data.test`` when its info file exists; otherwise synthetic frames
+    (:func:`synthetic_frame`) of the config's resolution.
+    """
+    missing = dataset_available(cfg.data.get("test", {})) if "test" in cfg.data else "the config has no data.test"
+    if missing is None:
+        dataset = build_dataset(cfg, "test")
+        batches = [collate_samples([dataset[i] for i in indices])
+                   for indices in streaming_indices(len(dataset), batch_size, count)]
+        return batches, f"real samples of data.test ({cfg.data.test.ann_file}, {len(dataset)} samples)"
+    size = config_image_size(cfg)
+    batches = [synthetic_frame(i, batch_size, NUM_CAMS, size) for i in range(count)]
+    return batches, f"synthetic frames ({missing})"
+
+
+def time_predict(model: nn.Module, batches: Sequence[dict[str, Any]], warmup: int,
+                 device: torch.device) -> tuple[dict[str, dict[str, float]], PeakMemoryMeter]:
+    """Per-stage latency statistics over the batches after ``warmup``, and the peak memory.
+
+    Returns:
+        ``{stage: {mean_ms, p50_ms, p90_ms}}`` (stages and ``total``), and the meter of the
+        timed frames (``peak_mib``, ``method``).
+    """
+    sync = synchronizer(device)
+    per_stage: dict[str, list[float]] = {stage: [] for stage in STAGES + ("total",)}
+    meter = PeakMemoryMeter(device)
+    with torch.no_grad(), StageTimer(model, sync) as timer:
+        for batch in batches[:warmup]:
+            model(batch, mode="predict")
+        timer.pop()
+        with meter:
+            for batch in batches[warmup:]:
+                sync()
+                start = time.perf_counter()
+                model(batch, mode="predict")
+                sync()
+                total = time.perf_counter() - start
+                stages = timer.pop()
+                stages[REST_STAGE] = total - sum(stages.values())
+                stages["total"] = total
+                for name, seconds in stages.items():
+                    per_stage[name].append(seconds)
+    return {name: latency_stats(values) for name, values in per_stage.items()}, meter
+
+
+def onnx_image_shape(path: str) -> list[Any]:
+    """Dimensions of the ``img`` input of an exported graph (symbolic ones as names)."""
+    import onnx
+
+    for value in onnx.load(path, load_external_data=False).graph.input:
+        if value.name == "img":
+            return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+    raise ValueError(f"{path} has no 'img' input; export it with tools/export_onnx.py")
+
+
+def check_onnx_input(path: str, img_shape: Sequence[int]) -> None:
+    """Raise when ``path`` is missing or takes images of another shape than ``img_shape``."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"--onnx: file not found: {path}")
+    expected = onnx_image_shape(path)
+    if list(expected[1:]) != list(img_shape[1:]):
+        raise ValueError(f"--onnx {path} takes img of shape {expected}, but the benchmark batch is "
+                         f"{list(img_shape)}; export the model at this config's resolution")
+
+
+def time_onnx(path: str, batch: dict[str, Any], warmup: int, iters: int) -> dict[str, float]:
+    """onnxruntime CPU latency of one frame of ``batch`` (memory carried between runs)."""
+    from projects.mmdet3d_plugin.export.ort_runner import time_onnx_model
+    from projects.mmdet3d_plugin.export.streaming_wrapper import frame_inputs
+
+    frame = {key: value.cpu().numpy() for key, value in frame_inputs(batch).items()}
+    return time_onnx_model(path, frame, warmup=warmup, iters=iters)
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The human-readable report of :func:`main`'s result."""
+    env = result["environment"]
+    lines = [
+        f"config: {result['config']}",
+        f"weights: {result['weights']}",
+        f"inputs: {result['inputs']}; batch {result['batch_size']}, img {result['img_shape']}, "
+        f"streaming in order; {result['iters']} timed after {result['warmup']} warm-up",
+        f"device: {env['device']}, torch {env['torch']}, {env['torch_threads']} threads, "
+        f"{env['cpu_count']} CPUs, load average {env.get('load_average_1m', 'n/a')}",
+        f"{'stage':<10}{'mean ms':>10}{'p50 ms':>10}{'p90 ms':>10}{'share':>8}{'params M':>10}{'GFLOPs':>9}",
+    ]
+    total_mean = result["latency"]["total"]["mean_ms"]
+    params = dict(result["params"], total=result["params"]["inference"])
+    for stage in STAGES + ("total",):
+        lat = result["latency"][stage]
+        lines.append(f"{stage:<10}{lat['mean_ms']:>10.1f}{lat['p50_ms']:>10.1f}{lat['p90_ms']:>10.1f}"
+                     f"{100 * lat['mean_ms'] / total_mean:>7.1f}%{params[stage] / 1e6:>10.2f}"
+                     f"{result['gflops'][stage]:>9.2f}")
+    lines.append(f"params: {result['params']['inference'] / 1e6:.2f} M run in predict; "
+                 f"{result['params']['total'] / 1e6:.2f} M in all, with the training-only 2D auxiliary head "
+                 f"({result['params']['aux_2d_head'] / 1e6:.2f} M)")
+    lines.append(f"FPS: {result['fps']:.2f} frames/s (batch {result['batch_size']} / mean latency)")
+    lines.append(f"peak memory: {result['peak_memory_mib']:.0f} MiB ({result['peak_memory_method']})")
+    if "onnxruntime" in result:
+        ort = result["onnxruntime"]
+        lines.append(f"onnxruntime cpu: mean {ort['latency_ms_mean']:.1f} ms, median "
+                     f"{ort['latency_ms_median']:.1f} ms, {ort['fps'] * result['batch_size']:.2f} frames/s; "
+                     f"ratio torch/ort (mean) {total_mean / ort['latency_ms_mean']:.2f}")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
+    """Run the benchmark, print the table (and write ``--out``); returns the result dict."""
+    args = parse_args(argv)
+    device = resolve_device(args.device)
+    cfg = load_config(args.config, args.cfg_options)
+    model = build_detector(cfg, args.checkpoint, device)
+    batches, source = input_batches(cfg, args.batch_size, args.warmup + args.iters)
+    batches = [move_to_device(batch, device) for batch in batches]
+    if args.onnx:
+        check_onnx_input(args.onnx, batches[0]["img"].shape)
+    latency, memory = time_predict(model, batches, args.warmup, device)
+    with torch.no_grad():
+        gflops = count_gflops(model, lambda: model(batches[-1], mode="predict"))
+    result: dict[str, Any] = dict(
+        config=args.config, weights=args.checkpoint or "random (no checkpoint given)", inputs=source,
+        batch_size=args.batch_size, img_shape=list(batches[0]["img"].shape), iters=args.iters,
+        warmup=args.warmup, environment=environment(device), latency=latency,
+        fps=args.batch_size * 1e3 / latency["total"]["mean_ms"], params=count_parameters(model),
+        gflops=gflops, peak_memory_mib=memory.peak_mib, peak_memory_method=memory.method,
+    )
+    if args.onnx:
+        result["onnxruntime"] = time_onnx(args.onnx, batches[-1], args.warmup, args.iters)
+    print(format_table(result))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
