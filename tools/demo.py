@@ -1,0 +1,174 @@
+"""The end-to-end demo on the generated world: teacher → distilled and plain R18 → evaluation.
+
+``python tools/demo.py [--quick] [--work-dir work_dirs/demo]`` runs, with the project's own
+tools and printing each command so that any step can be rerun alone:
+
+1. generate the nuScenes-format world and convert it to info files (skipped when present);
+2. train the synthetic RayDN R50 teacher from scratch (reused when its checkpoint exists);
+3. distill it into the R18 student (``distill_raydn_r50_r18_synthetic.py``);
+4. train the same R18 without distillation under the same iteration budget;
+5. convert the distilled checkpoint to a plain student checkpoint;
+6. evaluate teacher, distilled student and plain student with the official nuScenes
+   evaluator, benchmark their latency, and print a table (NDS, mAP, latency, parameters).
+
+``--quick`` uses a small world and a few iterations per model (a smoke run of every path,
+minutes on a laptop CPU); the default budget is the one recorded in docs/results.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "projects" / "configs" / "synthetic"
+TEACHER_CFG = CONFIGS / "raydn_r50_synthetic.py"
+STUDENT_CFG = CONFIGS / "raydn_r18_synthetic.py"
+DISTILL_CFG = CONFIGS / "distill_raydn_r50_r18_synthetic.py"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """World size and iterations of one demo run."""
+
+    train_scenes: int
+    val_scenes: int
+    samples_per_scene: int
+    teacher_iters: int
+    student_iters: int
+    bench_iters: int
+
+
+DEFAULT = Budget(train_scenes=8, val_scenes=2, samples_per_scene=40, teacher_iters=2000,
+                 student_iters=300, bench_iters=10)
+QUICK = Budget(train_scenes=2, val_scenes=1, samples_per_scene=8, teacher_iters=20,
+               student_iters=10, bench_iters=2)
+
+
+def run(cmd: list[str], log: Path) -> None:
+    """Print ``cmd`` (the command that reproduces this step), run it, stop on failure."""
+    print(f"\n$ {shlex.join(cmd)}", flush=True)
+    start = time.perf_counter()
+    with open(log, "a") as handle:
+        result = subprocess.run(cmd, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT)
+    if result.returncode != 0:
+        raise SystemExit(f"step failed (exit {result.returncode}); its output is in {log}")
+    print(f"  done in {time.perf_counter() - start:.0f} s (log: {log})", flush=True)
+
+
+def data_options(data_root: Path) -> list[str]:
+    """``--cfg-options`` pointing every split of a synthetic config at ``data_root``."""
+    splits = {"train": "train", "val": "val", "test": "val"}
+    return [opt for split, infos in splits.items() for opt in (
+        f"data.{split}.data_root={data_root}/",
+        f"data.{split}.ann_file={data_root}/nuscenes2d_temporal_infos_{infos}.pkl")]
+
+
+def schedule_options(iters: int) -> list[str]:
+    """Iterations, warmup, checkpoint and evaluation intervals for an ``iters`` budget."""
+    return [f"runner.max_iters={iters}", f"lr_config.warmup_iters={max(1, min(100, iters // 10))}",
+            f"checkpoint_config.interval={iters}", f"evaluation.interval={iters}"]
+
+
+def prepare_world(budget: Budget, data_root: Path, log: Path) -> None:
+    if (data_root / "nuscenes2d_temporal_infos_val.pkl").is_file():
+        print(f"\n[1] world: reusing {data_root}")
+        return
+    print("\n[1] world: generate and convert")
+    run([sys.executable, "tools/create_synthetic_nuscenes.py", "--out", str(data_root),
+         "--train-scenes", str(budget.train_scenes), "--val-scenes", str(budget.val_scenes),
+         "--samples-per-scene", str(budget.samples_per_scene)], log)
+    run([sys.executable, "tools/create_data_nusc.py", "--root-path", str(data_root), "--out-dir",
+         str(data_root), "--extra-tag", "nuscenes2d", "--version", "v1.0-mini"], log)
+
+
+def train_teacher(budget: Budget, data_root: Path, work: Path, log: Path) -> Path:
+    ckpt = work / "teacher" / "latest.pth"
+    if ckpt.is_file():
+        print(f"\n[2] teacher: reusing {ckpt}")
+        return ckpt
+    print("\n[2] teacher: RayDN R50 from scratch")
+    run([sys.executable, "tools/train.py", str(TEACHER_CFG), "--work-dir", str(work / "teacher"),
+         "--cfg-options", *data_options(data_root), *schedule_options(budget.teacher_iters)], log)
+    return ckpt
+
+
+def train_students(budget: Budget, data_root: Path, work: Path, teacher: Path, log: Path) -> dict[str, Path]:
+    print("\n[3] distilled R18 (teacher frozen)")
+    run([sys.executable, "tools/distillation.py", str(DISTILL_CFG), "--work-dir", str(work / "distilled"),
+         "--cfg-options", f"model.teacher_ckpt={teacher}", *data_options(data_root),
+         *schedule_options(budget.student_iters)], log)
+    print("\n[4] plain R18, same budget")
+    run([sys.executable, "tools/train.py", str(STUDENT_CFG), "--work-dir", str(work / "plain"),
+         "--cfg-options", *data_options(data_root), *schedule_options(budget.student_iters)], log)
+    print("\n[5] convert the distilled checkpoint to a plain student")
+    student = work / "distilled" / "student.pth"
+    run([sys.executable, "tools/distill_convert.py", "--src_path", str(work / "distilled" / "latest.pth"),
+         "--dst_path", str(student), "--config", str(STUDENT_CFG)], log)
+    return {"distilled": student, "plain": work / "plain" / "latest.pth"}
+
+
+def evaluate(name: str, config: Path, ckpt: Path, budget: Budget, data_root: Path, work: Path,
+             log: Path) -> dict[str, float]:
+    out = work / "eval" / name
+    run([sys.executable, "tools/test.py", str(config), str(ckpt), "--eval", "bbox", "--out", str(out),
+         "--cfg-options", *data_options(data_root)], log)
+    metrics = json.loads((out / "metrics.json").read_text())
+    bench = work / "eval" / f"{name}_benchmark.json"
+    run([sys.executable, "tools/benchmark.py", str(config), str(ckpt), "--iters", str(budget.bench_iters),
+         "--warmup", "1", "--out", str(bench), "--cfg-options", *data_options(data_root)], log)
+    timing = json.loads(bench.read_text())
+    return {"NDS": metrics["NDS"], "mAP": metrics["mAP"],
+            "latency_ms": timing["latency"]["total"]["mean_ms"], "params_m": timing["params"]["inference"] / 1e6}
+
+
+def print_table(rows: dict[str, dict[str, float]]) -> None:
+    print("\n| model | NDS | mAP | latency (ms, CPU) | params (M) |\n| --- | --- | --- | --- | --- |")
+    for name, row in rows.items():
+        print(f"| {name} | {row['NDS']:.4f} | {row['mAP']:.4f} | {row['latency_ms']:.0f} | {row['params_m']:.1f} |")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small world, few iterations: every path in minutes")
+    parser.add_argument("--work-dir", default=None, help="default work_dirs/demo (work_dirs/demo_quick with --quick)")
+    parser.add_argument("--data-root", default=None, help="default data/synthetic (data/synthetic_quick with --quick)")
+    parser.add_argument("--teacher-iters", type=int, default=None, help="override the teacher's iterations")
+    parser.add_argument("--student-iters", type=int, default=None, help="override each student's iterations")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    budget = QUICK if args.quick else DEFAULT
+    budget = Budget(**{**budget.__dict__,
+                       **({"teacher_iters": args.teacher_iters} if args.teacher_iters else {}),
+                       **({"student_iters": args.student_iters} if args.student_iters else {})})
+    suffix = "_quick" if args.quick else ""
+    work = (REPO / (args.work_dir or f"work_dirs/demo{suffix}")).resolve()
+    data_root = (REPO / (args.data_root or f"data/synthetic{suffix}")).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / "demo.log"
+    start = time.perf_counter()
+    prepare_world(budget, data_root, log)
+    teacher = train_teacher(budget, data_root, work, log)
+    students = train_students(budget, data_root, work, teacher, log)
+    print("\n[6] official nuScenes evaluation and CPU latency")
+    rows = {"teacher R50": evaluate("teacher", TEACHER_CFG, teacher, budget, data_root, work, log),
+            "R18 distilled": evaluate("distilled", STUDENT_CFG, students["distilled"], budget, data_root, work, log),
+            "R18 plain": evaluate("plain", STUDENT_CFG, students["plain"], budget, data_root, work, log)}
+    print_table(rows)
+    if args.quick:
+        print("\n--quick trains each model for a few iterations: the table shows that every path runs, "
+              "not what distillation achieves (see docs/results.md for that).")
+    (work / "results.json").write_text(json.dumps(rows, indent=2))
+    print(f"\nTotal {time.perf_counter() - start:.0f} s; results in {work / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()
