@@ -50,10 +50,12 @@ def _boxes(pred: dict) -> SampleBoxes:
     return SampleBoxes(*(pred[key].detach().cpu().numpy() for key in ("boxes_3d", "labels_3d", "scores_3d")))
 
 
-def _ground_truth(info: dict) -> Optional[SampleBoxes]:
-    if "gt_bboxes_3d" not in info:
+def _ground_truth(dataset: Any, index: int) -> Optional[SampleBoxes]:
+    """The sample's annotations, also when the dataset is built for testing (``test_mode``)."""
+    if "gt_boxes" not in dataset.infos[index]:
         return None
-    return SampleBoxes(np.asarray(info["gt_bboxes_3d"]), np.asarray(info["gt_labels_3d"]))
+    ann = dataset.get_ann_info(index)
+    return SampleBoxes(np.asarray(ann["gt_bboxes_3d"]), np.asarray(ann["gt_labels_3d"]))
 
 
 def visualize_sample(model: Any, dataset: Any, index: int, out_dir: Path, score_thr: float) -> list[Path]:
@@ -74,7 +76,7 @@ def visualize_sample(model: Any, dataset: Any, index: int, out_dir: Path, score_
         with torch.no_grad():
             preds = model(batch, mode="predict")
     images = [np.asarray(Image.open(path).convert("RGB")) for path in info["img_filename"]]
-    view = SampleView(images, np.stack(info["lidar2img"]), _boxes(preds[0]), _ground_truth(info),
+    view = SampleView(images, np.stack(info["lidar2img"]), _boxes(preds[0]), _ground_truth(dataset, index),
                       list(dataset.classes), cam_names=list(info["cam_names"]),
                       title=f"{info['sample_idx']} (scene {info['scene_token']}, frame {info['frame_idx']})")
     written.insert(0, render_sample(view, out_dir / f"{stem}.png", score_thr=score_thr))

@@ -10,7 +10,7 @@ from PIL import Image
 
 from projects.mmdet3d_plugin.core.bbox.box_layout import NUSCENES_CLASSES
 from projects.mmdet3d_plugin.core.checkpoint import save_checkpoint
-from projects.mmdet3d_plugin.registry import MODELS
+from projects.mmdet3d_plugin.registry import DATASETS, MODELS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,3 +55,12 @@ def test_visualize_writes_one_png_per_sample(synthetic_world, synthetic_infos, t
     for path in written:
         with Image.open(path) as image:
             assert image.format == "PNG" and image.size == (2020, 778)
+
+
+def test_ground_truth_comes_from_the_info_file_also_in_test_mode(synthetic_world, synthetic_infos):
+    tool = _load("visualize_tool", ROOT / "tools" / "visualize.py")
+    dataset = DATASETS.build(dict(type="CustomNuScenesDataset", data_root=str(synthetic_world),
+                                  ann_file=str(synthetic_infos["val"]), test_mode=True))
+    assert "gt_bboxes_3d" not in dataset.get_data_info(0)
+    gt = tool._ground_truth(dataset, 0)
+    assert gt is not None and len(gt.boxes) == len(dataset.get_ann_info(0)["gt_bboxes_3d"]) > 0
