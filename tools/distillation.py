@@ -8,33 +8,17 @@ GPUs, gloo on CPU processes). Export the student afterwards with ``tools/distill
 """
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
-from mmengine.config import DictAction
+from mmengine.config import Config
 
 import projects.mmdet3d_plugin  # noqa: F401  (registers every module)
-from projects.mmdet3d_plugin.engine.runner import load_config, train
+from projects.mmdet3d_plugin.engine.train_cli import train_arg_parser, train_from_args
 from projects.mmdet3d_plugin.kd.distillers import HarmoDistiller
 from projects.mmdet3d_plugin.registry import MODELS
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("config", help="distiller config file (projects/configs/Distill3D/...)")
-    parser.add_argument("--work-dir", help="where checkpoints and logs go (default work_dirs/<config name>)")
-    parser.add_argument("--resume", nargs="?", const=True, default=False,
-                        help="continue from WORK_DIR/latest.pth, or from the given checkpoint")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (sampler, augmentation, init)")
-    parser.add_argument("--deterministic", action="store_true", help="use deterministic algorithms")
-    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
-                        help="override config keys, e.g. model.teacher_ckpt=ckpts/teacher.pth")
-    return parser.parse_args()
-
-
-def check_distiller_config(cfg_model: dict, config: str) -> None:
+def check_distiller_config(cfg: Config, config: str) -> None:
     """Refuse a plain detector config (that is tools/train.py's job)."""
-    model_type = cfg_model.get("type")
+    model_type = cfg.model.get("type")
     cls = MODELS.get(model_type) if isinstance(model_type, str) else model_type
     if not (isinstance(cls, type) and issubclass(cls, HarmoDistiller)):
         raise SystemExit(f"{config}: model.type={model_type!r} is not a distiller; train a plain "
@@ -42,13 +26,10 @@ def check_distiller_config(cfg_model: dict, config: str) -> None:
 
 
 def main() -> None:
-    args = parse_args()
-    cfg = load_config(args.config, args.cfg_options)
-    check_distiller_config(cfg.model, args.config)
-    work_dir = Path(args.work_dir or Path("work_dirs") / Path(args.config).stem)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    cfg.dump(str(work_dir / Path(args.config).name))
-    train(cfg, work_dir, resume=args.resume, seed=args.seed, deterministic=args.deterministic)
+    parser = train_arg_parser(__doc__.splitlines()[0], "distiller config file (projects/configs/Distill3D/...)",
+                              "model.teacher_ckpt=ckpts/teacher.pth")
+    args = parser.parse_args()
+    work_dir = train_from_args(args, check_config=check_distiller_config)
     print(f"Checkpoints and logs: {work_dir}\nExport the student with: python tools/distill_convert.py "
           f"--src_path {work_dir / 'latest.pth'} --dst_path {work_dir / 'student.pth'} --config {args.config}")
 
