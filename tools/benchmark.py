@@ -15,7 +15,6 @@ what the FLOP and memory figures count.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -31,7 +30,7 @@ from projects.mmdet3d_plugin.engine.benchmarking import (DETECTOR_STAGES, REST_S
                                                          StageTimer, config_image_size, count_gflops,
                                                          count_parameters, dataset_available, environment,
                                                          latency_stats, move_to_device, resolve_device,
-                                                         streaming_indices, synchronizer)
+                                                         streaming_indices, synchronizer, write_result)
 from projects.mmdet3d_plugin.engine.runner import build_dataset, load_config
 from projects.mmdet3d_plugin.export.example_frames import synthetic_frame
 from projects.mmdet3d_plugin.registry import MODELS
@@ -210,9 +209,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
     if args.onnx:
         result["onnxruntime"] = time_onnx(args.onnx, batches[-1], args.warmup, args.iters)
     print(format_table(result))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2))
+    write_result(result, args.out)
     return result
 
 

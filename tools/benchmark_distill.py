@@ -26,7 +26,6 @@ weights (no pretrained backbone is fetched).
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import tempfile
 import time
@@ -42,7 +41,8 @@ import projects.mmdet3d_plugin  # noqa: F401  (registers every module)
 from projects.mmdet3d_plugin.datasets.collate import collate_samples
 from projects.mmdet3d_plugin.engine.benchmarking import (PeakMemoryMeter, dataset_available, environment,
                                                          latency_stats, memory_method, move_to_device,
-                                                         resolve_device, streaming_indices, synchronizer)
+                                                         resolve_device, streaming_indices, synchronizer,
+                                                         write_result)
 from projects.mmdet3d_plugin.engine.optim import build_optimizer
 from projects.mmdet3d_plugin.engine.runner import build_dataset, load_config
 from projects.mmdet3d_plugin.engine.runtime_config import RuntimeSpec, parse_runtime
@@ -256,9 +256,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
         peak_memory_method=memory_method(device),
     )
     print(format_table(result))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2))
+    write_result(result, args.out)
     return result
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import json
 import math
 import os
 import platform
@@ -295,3 +296,11 @@ def streaming_indices(num_samples: int, batch_size: int, num_batches: int) -> It
     part = num_samples // batch_size
     for step in range(num_batches):
         yield [slot * part + step % part for slot in range(batch_size)]
+
+
+def write_result(result: Mapping[str, Any], out: Optional[str]) -> None:
+    """Write a benchmark result as JSON to ``out`` (parent folders created); nothing when ``None``."""
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(result, indent=2))
+

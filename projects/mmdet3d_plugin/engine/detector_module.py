@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import lightning as L
 import numpy as np
@@ -76,8 +76,10 @@ class DetectorModule(L.LightningModule):
         self._pending_rng: Mapping[str, Any] | None = None
         self.last_metrics: dict[str, Any] = {}
 
-    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:  # noqa: D102 (nn.Module API)
-        return self.model.state_dict(*args, **kwargs)
+    def state_dict(self, destination: Optional[dict] = None, prefix: str = "",
+                   keep_vars: bool = False) -> dict[str, Any]:
+        """The wrapped model's state dict, without a ``model.`` prefix (see the class doc)."""
+        return self.model.state_dict(destination=destination, prefix=prefix, keep_vars=keep_vars)
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):  # noqa: D102
         return self.model.load_state_dict(state_dict, strict=strict, assign=assign)
