@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from projects.mmdet3d_plugin.engine.tool_steps import REPO, data_options, run_step, schedule_options
+
 CONFIGS = REPO / "projects" / "configs" / "synthetic"
 TEACHER_CFG = CONFIGS / "raydn_r50_synthetic.py"
 STUDENT_CFG = CONFIGS / "raydn_r18_synthetic.py"
@@ -50,40 +49,15 @@ QUICK = Budget(train_scenes=2, val_scenes=1, samples_per_scene=8, teacher_iters=
                student_iters=10, bench_iters=2)
 
 
-def run(cmd: list[str], log: Path) -> None:
-    """Print ``cmd`` (the command that reproduces this step), run it, stop on failure."""
-    print(f"\n$ {shlex.join(cmd)}", flush=True)
-    start = time.perf_counter()
-    with open(log, "a") as handle:
-        result = subprocess.run(cmd, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT)
-    if result.returncode != 0:
-        raise SystemExit(f"step failed (exit {result.returncode}); its output is in {log}")
-    print(f"  done in {time.perf_counter() - start:.0f} s (log: {log})", flush=True)
-
-
-def data_options(data_root: Path) -> list[str]:
-    """``--cfg-options`` pointing every split of a synthetic config at ``data_root``."""
-    splits = {"train": "train", "val": "val", "test": "val"}
-    return [opt for split, infos in splits.items() for opt in (
-        f"data.{split}.data_root={data_root}/",
-        f"data.{split}.ann_file={data_root}/nuscenes2d_temporal_infos_{infos}.pkl")]
-
-
-def schedule_options(iters: int) -> list[str]:
-    """Iterations, warmup, checkpoint and evaluation intervals for an ``iters`` budget."""
-    return [f"runner.max_iters={iters}", f"lr_config.warmup_iters={max(1, min(100, iters // 10))}",
-            f"checkpoint_config.interval={iters}", f"evaluation.interval={iters}"]
-
-
 def prepare_world(budget: Budget, data_root: Path, log: Path) -> None:
     if (data_root / "nuscenes2d_temporal_infos_val.pkl").is_file():
         print(f"\n[1] world: reusing {data_root}")
         return
     print("\n[1] world: generate and convert")
-    run([sys.executable, "tools/create_synthetic_nuscenes.py", "--out", str(data_root),
+    run_step([sys.executable, "tools/create_synthetic_nuscenes.py", "--out", str(data_root),
          "--train-scenes", str(budget.train_scenes), "--val-scenes", str(budget.val_scenes),
          "--samples-per-scene", str(budget.samples_per_scene)], log)
-    run([sys.executable, "tools/create_data_nusc.py", "--root-path", str(data_root), "--out-dir",
+    run_step([sys.executable, "tools/create_data_nusc.py", "--root-path", str(data_root), "--out-dir",
          str(data_root), "--extra-tag", "nuscenes2d", "--version", "v1.0-mini"], log)
 
 
@@ -93,22 +67,22 @@ def train_teacher(budget: Budget, data_root: Path, work: Path, log: Path) -> Pat
         print(f"\n[2] teacher: reusing {ckpt}")
         return ckpt
     print("\n[2] teacher: RayDN R50 from scratch")
-    run([sys.executable, "tools/train.py", str(TEACHER_CFG), "--work-dir", str(work / "teacher"),
+    run_step([sys.executable, "tools/train.py", str(TEACHER_CFG), "--work-dir", str(work / "teacher"),
          "--cfg-options", *data_options(data_root), *schedule_options(budget.teacher_iters)], log)
     return ckpt
 
 
 def train_students(budget: Budget, data_root: Path, work: Path, teacher: Path, log: Path) -> dict[str, Path]:
     print("\n[3] distilled R18 (teacher frozen)")
-    run([sys.executable, "tools/distillation.py", str(DISTILL_CFG), "--work-dir", str(work / "distilled"),
+    run_step([sys.executable, "tools/distillation.py", str(DISTILL_CFG), "--work-dir", str(work / "distilled"),
          "--cfg-options", f"model.teacher_ckpt={teacher}", *data_options(data_root),
          *schedule_options(budget.student_iters)], log)
     print("\n[4] plain R18, same budget")
-    run([sys.executable, "tools/train.py", str(STUDENT_CFG), "--work-dir", str(work / "plain"),
+    run_step([sys.executable, "tools/train.py", str(STUDENT_CFG), "--work-dir", str(work / "plain"),
          "--cfg-options", *data_options(data_root), *schedule_options(budget.student_iters)], log)
     print("\n[5] convert the distilled checkpoint to a plain student")
     student = work / "distilled" / "student.pth"
-    run([sys.executable, "tools/distill_convert.py", "--src_path", str(work / "distilled" / "latest.pth"),
+    run_step([sys.executable, "tools/distill_convert.py", "--src_path", str(work / "distilled" / "latest.pth"),
          "--dst_path", str(student), "--config", str(STUDENT_CFG)], log)
     return {"distilled": student, "plain": work / "plain" / "latest.pth"}
 
@@ -116,11 +90,11 @@ def train_students(budget: Budget, data_root: Path, work: Path, teacher: Path, l
 def evaluate(name: str, config: Path, ckpt: Path, budget: Budget, data_root: Path, work: Path,
              log: Path) -> dict[str, float]:
     out = work / "eval" / name
-    run([sys.executable, "tools/test.py", str(config), str(ckpt), "--eval", "bbox", "--out", str(out),
+    run_step([sys.executable, "tools/test.py", str(config), str(ckpt), "--eval", "bbox", "--out", str(out),
          "--cfg-options", *data_options(data_root)], log)
     metrics = json.loads((out / "metrics.json").read_text())
     bench = work / "eval" / f"{name}_benchmark.json"
-    run([sys.executable, "tools/benchmark.py", str(config), str(ckpt), "--iters", str(budget.bench_iters),
+    run_step([sys.executable, "tools/benchmark.py", str(config), str(ckpt), "--iters", str(budget.bench_iters),
          "--warmup", "1", "--out", str(bench), "--cfg-options", *data_options(data_root)], log)
     timing = json.loads(bench.read_text())
     return {"NDS": metrics["NDS"], "mAP": metrics["mAP"],

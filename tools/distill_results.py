@@ -1,0 +1,126 @@
+"""Does distillation pay? Plain vs distilled students over seeds, with a loss-family ablation.
+
+``python tools/distill_results.py --teacher-ckpt work_dirs/raydn_r50_synthetic/latest.pth
+[--seeds 0 1 2] [--iters N] [--variants plain all feature query output]``
+
+For every seed, trains the student alone (``plain``) and distilled with every loss (``all``)
+or with one family of losses (``feature``: feature maps, ``query``: 3D-query receptive field /
+attention, ``output``: decoder outputs), all under the same iteration budget, and takes the
+official nuScenes metrics of the final evaluation on the held-out split. Each run is a
+``tools/train.py`` / ``tools/distillation.py`` command printed before it runs; finished runs
+are reused, interrupted ones resumed. Writes ``WORK/results.json`` (every run) and
+``WORK/results.md`` (mean ± std and the paired difference to ``plain``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from projects.mmdet3d_plugin.engine.runner import load_config
+from projects.mmdet3d_plugin.engine.tool_steps import REPO, data_options, run_step, schedule_options
+from projects.mmdet3d_plugin.kd.ablation import loss_families, results_table
+
+CONFIGS = REPO / "projects" / "configs" / "synthetic"
+STUDENT_CFG = CONFIGS / "raydn_r18_synthetic.py"
+DISTILL_CFG = CONFIGS / "distill_raydn_r50_r18_synthetic.py"
+DEFAULT_ITERS = 300
+
+
+def variant_losses(distill_cfg: Path, variants: list[str]) -> dict[str, list[str] | None]:
+    """Variant → the ``enabled_losses`` it trains with (``None``: every loss; ``plain``: absent)."""
+    families = loss_families(load_config(distill_cfg).model.distill_losses)
+    chosen: dict[str, list[str] | None] = {}
+    for variant in variants:
+        if variant in ("plain", "all"):
+            chosen[variant] = None
+        elif variant in families:
+            chosen[variant] = families[variant]
+        else:
+            raise SystemExit(f"unknown variant {variant!r}: use plain, all or a loss family of "
+                             f"{distill_cfg.name} ({', '.join(sorted(families))})")
+    return chosen
+
+
+def finished(run_dir: Path, iters: int) -> dict[str, float] | None:
+    """The final metrics of a run that reached ``iters`` iterations, else ``None``."""
+    metrics, latest = run_dir / "eval" / "metrics.json", run_dir / "latest.pth"
+    if not (metrics.is_file() and latest.is_file()):
+        return None
+    if torch.load(latest, map_location="cpu", weights_only=True).get("global_step") != iters:
+        return None
+    values = json.loads(metrics.read_text())
+    return {"NDS": values["NDS"], "mAP": values["mAP"]}
+
+
+def train_command(variant: str, losses: list[str] | None, seed: int, iters: int, run_dir: Path,
+                  args: argparse.Namespace) -> list[str]:
+    """The ``tools/train.py`` (plain) or ``tools/distillation.py`` command of one run."""
+    options = data_options(args.data_root) + schedule_options(iters)
+    if variant == "plain":
+        tool, config = "tools/train.py", args.student_config
+    else:
+        tool, config = "tools/distillation.py", args.distill_config
+        options.append(f"model.teacher_ckpt={args.teacher_ckpt}")
+        if losses is not None:
+            options.append(f"model.enabled_losses=[{','.join(losses)}]")
+    cmd = [sys.executable, tool, str(config), "--work-dir", str(run_dir), "--seed", str(seed)]
+    if (run_dir / "latest.pth").is_file():
+        cmd.append("--resume")
+    return cmd + ["--cfg-options", *options]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--teacher-ckpt", type=Path, required=True, help="the trained teacher (latest.pth)")
+    parser.add_argument("--distill-config", type=Path, default=DISTILL_CFG)
+    parser.add_argument("--student-config", type=Path, default=STUDENT_CFG)
+    parser.add_argument("--data-root", type=Path, default=REPO / "data" / "synthetic")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--iters", type=int, default=DEFAULT_ITERS, help="iterations of every student")
+    parser.add_argument("--variants", nargs="+", default=["plain", "all", "feature", "query", "output"])
+    parser.add_argument("--work-dir", type=Path, default=REPO / "work_dirs" / "distill_results")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    if not args.teacher_ckpt.is_file():
+        raise SystemExit(f"teacher checkpoint {args.teacher_ckpt} not found; train it with "
+                         f"python tools/train.py {CONFIGS / 'raydn_r50_synthetic.py'} (or tools/demo.py)")
+    if not (args.data_root / "nuscenes2d_temporal_infos_val.pkl").is_file():
+        raise SystemExit(f"no info files under {args.data_root}; generate the world first "
+                         "(python tools/create_synthetic_nuscenes.py, tools/create_data_nusc.py)")
+    args.teacher_ckpt, args.data_root = args.teacher_ckpt.resolve(), args.data_root.resolve()
+    losses = variant_losses(args.distill_config, args.variants)
+    work = args.work_dir.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    records = work / "results.json"
+    previous = json.loads(records.read_text()) if records.is_file() else {}
+    runs: dict[str, dict[int, dict[str, float]]] = {variant: {} for variant in losses}
+    for seed in args.seeds:
+        for variant, enabled in losses.items():
+            run_dir = work / variant / f"seed{seed}"
+            result = finished(run_dir, args.iters)
+            if result is None:
+                print(f"\n[{variant}, seed {seed}]")
+                seconds = run_step(train_command(variant, enabled, seed, args.iters, run_dir, args),
+                                   run_dir / "run.log")
+                result = finished(run_dir, args.iters)
+                if result is None:
+                    raise SystemExit(f"{run_dir} finished without a final evaluation; see {run_dir / 'run.log'}")
+                result["train_s"] = seconds
+            else:
+                result = {**previous.get(variant, {}).get(str(seed), {}), **result}
+            runs[variant][seed] = result
+            records.write_text(json.dumps(runs, indent=2))
+    table = results_table(runs, baseline="plain" if "plain" in runs else next(iter(runs)))
+    (work / "results.md").write_text(table + "\n")
+    print("\n" + table + f"\n\nrun records: {records}")
+
+
+if __name__ == "__main__":
+    main()
