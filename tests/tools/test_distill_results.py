@@ -1,0 +1,59 @@
+"""tools/distill_results.py: variants, the commands it runs, and reuse of finished runs."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from argparse import Namespace
+from pathlib import Path
+
+import pytest
+import torch
+
+from projects.mmdet3d_plugin.engine.train_cli import train_arg_parser
+
+REPO = Path(__file__).resolve().parents[2]
+spec = importlib.util.spec_from_file_location("distill_results", REPO / "tools" / "distill_results.py")
+tool = importlib.util.module_from_spec(spec)
+sys.modules["distill_results"] = tool
+spec.loader.exec_module(tool)
+
+
+def args_for(tmp_path: Path) -> Namespace:
+    return Namespace(data_root=tmp_path / "world", teacher_ckpt=tmp_path / "teacher.pth",
+                     student_config=tool.STUDENT_CFG, distill_config=tool.DISTILL_CFG)
+
+
+def test_variants_map_to_the_losses_of_their_family():
+    losses = tool.variant_losses(tool.DISTILL_CFG, ["plain", "all", "query", "output"])
+    assert losses == {"plain": None, "all": None, "query": ["field"], "output": ["output", "relation"]}
+    with pytest.raises(SystemExit, match="unknown variant 'fitnets'"):
+        tool.variant_losses(tool.DISTILL_CFG, ["fitnets"])
+
+
+def test_plain_runs_train_py_and_a_family_runs_the_distiller_with_only_its_losses(tmp_path):
+    plain = tool.train_command("plain", None, 1, 20, tmp_path / "plain", args_for(tmp_path))
+    assert plain[1] == "tools/train.py" and plain[2] == str(tool.STUDENT_CFG)
+    assert "--resume" not in plain and not any("teacher_ckpt" in part for part in plain)
+    assert plain[plain.index("--seed") + 1] == "1"
+
+    (tmp_path / "feature").mkdir()
+    (tmp_path / "feature" / "latest.pth").touch()
+    cmd = tool.train_command("feature", ["bkl_fpn_0", "bkl_fpn_1"], 2, 20, tmp_path / "feature",
+                             args_for(tmp_path))
+    assert cmd[1] == "tools/distillation.py" and "--resume" in cmd  # an interrupted run continues
+    parser = train_arg_parser("d", "c", "e")
+    parsed = parser.parse_args(cmd[2:])
+    assert parsed.cfg_options["model.enabled_losses"] == ["bkl_fpn_0", "bkl_fpn_1"]
+    assert parsed.cfg_options["model.teacher_ckpt"] == str(tmp_path / "teacher.pth")
+    assert parsed.cfg_options["runner.max_iters"] == 20
+
+
+def test_a_run_counts_as_finished_only_at_the_budget_with_metrics(tmp_path):
+    assert tool.finished(tmp_path, 20) is None
+    torch.save({"global_step": 10}, tmp_path / "latest.pth")
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "metrics.json").write_text(json.dumps({"NDS": 0.3, "mAP": 0.2, "mATE": 0.5}))
+    assert tool.finished(tmp_path, 20) is None  # stopped before the budget
+    torch.save({"global_step": 20}, tmp_path / "latest.pth")
+    assert tool.finished(tmp_path, 20) == {"NDS": 0.3, "mAP": 0.2}
