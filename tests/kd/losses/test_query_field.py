@@ -47,7 +47,7 @@ def _field_inputs(seed: int = 0):
     return points, weights
 
 
-@pytest.mark.parametrize("loss_type", ["kl", "mse"])
+@pytest.mark.parametrize("loss_type", ["density", "kl", "mse"])
 def test_query_field_loss_zero_for_identical_positive_otherwise_student_grad_only(loss_type) -> None:
     loss = MODELS.build(dict(type="QueryFieldLoss", pc_range=PC, bev_size=BEV, loss_type=loss_type,
                              value_type="dfa_weights", loss_weight=2.0))
@@ -71,6 +71,24 @@ def test_kl_field_matches_plain_kl_of_spatial_softmax() -> None:
     log_s, log_t = (torch.log_softmax(m / 2.0, dim=1) for m in maps)
     expected = (log_t.exp() * (log_t - log_s)).sum(1).mean() * 4.0
     torch.testing.assert_close(loss(*student, *teacher), expected)
+
+
+def test_density_field_is_the_kl_of_normalised_masses_whatever_their_scale() -> None:
+    loss = QueryFieldLoss(pc_range=PC, bev_size=BEV, loss_type="density")
+    student = (torch.tensor([[[0.5, 0.5, 0.0], [-2.5, 1.5, 0.0]]]), torch.tensor([[0.003, 0.001]]))
+    teacher = (torch.tensor([[[1.5, -0.5, 0.0], [-2.5, 1.5, 0.0]]]), torch.tensor([[0.002, 0.002]]))
+    maps = [splat_bev(p, v, PC, BEV).flatten(1) for p, v in (student, teacher)]
+    p_s, p_t = ((m + 1e-6 * m.mean()) / (m + 1e-6 * m.mean()).sum() for m in maps)
+    expected = (p_t * (p_t.log() - p_s.log())).sum()
+    value = loss(*student, *teacher)
+    torch.testing.assert_close(value, expected, rtol=1e-4, atol=1e-6)
+    assert value.item() > 0.1  # tiny per-cell values still give a full-size divergence
+    scaled = loss(student[0], student[1] * 1000, teacher[0], teacher[1] * 10)
+    torch.testing.assert_close(scaled, value, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="non-negative maps"):
+        loss(student[0], -student[1], *teacher)
+    with pytest.raises(ValueError, match="only with 'kl'"):
+        QueryFieldLoss(pc_range=PC, bev_size=BEV, loss_type="density", temperature=2.0)
 
 
 def test_value_types_and_dn_queries_in_front_are_dropped() -> None:

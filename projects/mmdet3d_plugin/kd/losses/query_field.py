@@ -27,9 +27,14 @@ dropped.
   with value = its attention weight ``A[q, k]``. The locations are thus the reference points
   moved onto the rays the query reads, weighted by the query's attention.
 
-**Alignment** (``loss_type``): ``'kl'``: ``p = softmax(map / T)`` over the cells and the
-generalised KL ``sum_c w_c [p_T log(p_T / p_S) - p_T + p_S] * T^2`` (equal to ``KL(p_T || p_S)``
-for uniform ``w``; every term is >= 0); ``'mse'``: ``mean_c w_c (S_c - T_c)^2``. The cell
+**Alignment** (``loss_type``): ``'density'``: each map is read as a mass distribution over the
+cells, ``p = map / sum(map)`` (values must be non-negative, e.g. ``'dfa_weights'``), so the
+loss does not depend on the maps' scale: a few hundred unit-mass queries spread over 128 x 128
+cells give per-cell values far below 1, which ``'kl'`` would flatten to a nearly uniform
+softmax and a loss near zero; ``'kl'``: ``p = softmax(map / T)`` over the cells (for maps with
+values on a logit scale); both then use the generalised KL
+``sum_c w_c [p_T log(p_T / p_S) - p_T + p_S]`` (times ``T^2`` for ``'kl'``; equal to
+``KL(p_T || p_S)`` for uniform ``w``; every term is >= 0); ``'mse'``: ``mean_c w_c (S_c - T_c)^2``. The cell
 weights ``w`` (normalised to mean 1 per sample) come from the DistillBEV region
 decomposition (:class:`~.region_weights.RegionWeights`) when ``region_weights`` is set,
 else 1. Teacher tensors are detached; the result is averaged over the batch.
@@ -48,7 +53,10 @@ from .query_matching import take_last_queries
 from .region_weights import RegionWeights
 
 VALUE_TYPES = ("raw", "feature_rms", "max_sigmoid", "dfa_weights")
-LOSS_TYPES = ("kl", "mse")
+LOSS_TYPES = ("density", "kl", "mse")
+# Mass added to every cell of a ``'density'`` map (relative to its mean) so that empty cells
+# keep a finite log-probability.
+DENSITY_FLOOR = 1e-6
 
 
 def splat_bev(points: Tensor, values: Tensor, pc_range: Sequence[float], bev_size: Sequence[int]) -> Tensor:
@@ -149,7 +157,10 @@ def dense_query_samples(attn: Tensor, reference_points: Tensor, token_points: Te
 
 def field_divergence(student: Tensor, teacher: Tensor, weights: Optional[Tensor], loss_type: str,
                      temperature: float) -> Tensor:
-    """Weighted KL or MSE between BEV maps ``(B, H, W)``, averaged over the batch."""
+    """Weighted divergence (``loss_type``, see the module docstring) between BEV maps ``(B, H, W)``.
+
+    Returns the mean over the batch. Raises ``ValueError`` for a negative ``'density'`` map.
+    """
     student, teacher = student.flatten(1), teacher.flatten(1)
     if weights is None:
         weights = torch.ones_like(teacher)
@@ -157,11 +168,25 @@ def field_divergence(student: Tensor, teacher: Tensor, weights: Optional[Tensor]
     weights = weights / weights.mean(dim=1, keepdim=True).clamp(min=1e-12)
     if loss_type == "mse":
         return (weights * (student - teacher).pow(2)).mean()
-    log_p_s = F.log_softmax(student / temperature, dim=1)
-    log_p_t = F.log_softmax(teacher / temperature, dim=1)
+    if loss_type == "density":
+        log_p_s, log_p_t, scale = _log_density(student), _log_density(teacher), 1.0
+    else:
+        log_p_s = F.log_softmax(student / temperature, dim=1)
+        log_p_t = F.log_softmax(teacher / temperature, dim=1)
+        scale = temperature ** 2
     p_t = log_p_t.exp()
     terms = p_t * (log_p_t - log_p_s) - p_t + log_p_s.exp()
-    return (weights * terms).sum(dim=1).mean() * temperature ** 2
+    return (weights * terms).sum(dim=1).mean() * scale
+
+
+def _log_density(bev: Tensor) -> Tensor:
+    """``log(m / sum(m))`` of non-negative flattened maps ``(B, H*W)`` (plus a small floor)."""
+    if bool((bev < 0).any()):
+        raise ValueError("loss_type='density' needs non-negative maps (e.g. value_type='dfa_weights'); "
+                         f"got a minimum of {float(bev.min()):.3g}")
+    floor = DENSITY_FLOOR * bev.detach().mean(dim=1, keepdim=True).clamp(min=1e-12)
+    mass = bev + floor
+    return mass.log() - mass.sum(dim=1, keepdim=True).log()
 
 
 class _BEVFieldLoss(nn.Module):
@@ -172,9 +197,9 @@ class _BEVFieldLoss(nn.Module):
                  loss_weight: float) -> None:
         super().__init__()
         name = type(self).__name__
-        if loss_type not in LOSS_TYPES or temperature <= 0:
-            raise ValueError(f"{name}: loss_type must be one of {LOSS_TYPES} and temperature > 0; "
-                             f"got {loss_type!r}, {temperature}")
+        if loss_type not in LOSS_TYPES or temperature <= 0 or (loss_type != "kl" and temperature != 1.0):
+            raise ValueError(f"{name}: loss_type must be one of {LOSS_TYPES} and temperature > 0 "
+                             f"(a temperature other than 1.0 only with 'kl'); got {loss_type!r}, {temperature}")
         if len(pc_range) != 6 or len(bev_size) != 2 or min(bev_size) < 2:
             raise ValueError(f"{name}: pc_range needs 6 values and bev_size (H, W) >= 2 cells; got "
                              f"{pc_range}, {bev_size}")
@@ -222,8 +247,9 @@ class QueryFieldLoss(_BEVFieldLoss):
     Args:
         pc_range: ``(6,)`` point-cloud range; the grid covers its ``x`` / ``y`` extent.
         bev_size: ``(H, W)`` BEV cells.
-        loss_type: ``'kl'`` (spatial softmax) or ``'mse'``.
-        temperature: softmax temperature of ``'kl'``.
+        loss_type: ``'density'`` (maps as mass distributions), ``'kl'`` (spatial softmax) or
+            ``'mse'``.
+        temperature: softmax temperature of ``'kl'`` (must stay 1.0 for the others).
         value_type: how ``*_values`` are read, one of :data:`VALUE_TYPES` (see
             :func:`query_values`).
         num_queries: keep the last ``num_queries`` queries of every query tensor (drops the
@@ -234,7 +260,7 @@ class QueryFieldLoss(_BEVFieldLoss):
     """
 
     def __init__(self, pc_range: Sequence[float], bev_size: Sequence[int] = (128, 128),
-                 loss_type: str = "kl", temperature: float = 1.0, value_type: str = "raw",
+                 loss_type: str = "density", temperature: float = 1.0, value_type: str = "raw",
                  num_queries: Optional[int] = None, region_weights: Optional[dict] = None,
                  loss_weight: float = 1.0) -> None:
         super().__init__(pc_range, bev_size, loss_type, temperature, num_queries, region_weights,
@@ -292,7 +318,7 @@ class DenseQueryFieldLoss(_BEVFieldLoss):
     """
 
     def __init__(self, pc_range: Sequence[float], position_range: Sequence[float],
-                 num_points: int = 13, bev_size: Sequence[int] = (128, 128), loss_type: str = "kl",
+                 num_points: int = 13, bev_size: Sequence[int] = (128, 128), loss_type: str = "density",
                  temperature: float = 1.0, num_queries: Optional[int] = None,
                  region_weights: Optional[dict] = None, loss_weight: float = 1.0) -> None:
         super().__init__(pc_range, bev_size, loss_type, temperature, num_queries, region_weights,
