@@ -9,7 +9,8 @@ attention, ``output``: decoder outputs), all under the same iteration budget, an
 official nuScenes metrics of the final evaluation on the held-out split. Each run is a
 ``tools/train.py`` / ``tools/distillation.py`` command printed before it runs; finished runs
 are reused, interrupted ones resumed. Writes ``WORK/results.json`` (every run) and
-``WORK/results.md`` (mean ± std and the paired difference to ``plain``). ``--jobs 2`` trains
+``WORK/results.md`` (mean ± std and the paired difference to ``plain`` over the requested
+runs; ``results.json`` keeps the runs of earlier invocations too). ``--jobs 2`` trains
 two runs at once with one thread each.
 """
 from __future__ import annotations
@@ -131,7 +132,8 @@ def main() -> None:
         for done in as_completed([pool.submit(run_one, variant, seed) for variant, seed in pending]):
             variant, seed, result = done.result()
             runs[variant][seed] = result
-            records.write_text(json.dumps(runs, indent=2))
+            previous.setdefault(variant, {})[str(seed)] = result
+            records.write_text(json.dumps(previous, indent=2))
     runs = {variant: dict(sorted(seeds.items())) for variant, seeds in runs.items()}
     table = results_table(runs, baseline="plain" if "plain" in runs else next(iter(runs)))
     (work / "results.md").write_text(table + "\n")
