@@ -5,8 +5,4 @@ CONFIG=$1
 CHECKPOINT=$2
 NPROC=$3
 shift 3
-PORT=${PORT:-29501}
-cd "$(dirname "$0")/.."
-exec torchrun --nnodes="${NNODES:-1}" --node_rank="${NODE_RANK:-0}" \
-    --master_addr="${MASTER_ADDR:-127.0.0.1}" --master_port="$PORT" \
-    --nproc_per_node="$NPROC" tools/test.py "$CONFIG" "$CHECKPOINT" "$@"
+PORT=${PORT:-29501} exec "$(dirname "$0")/dist_launch.sh" "$NPROC" tools/test.py "$CONFIG" "$CHECKPOINT" "$@"
