@@ -10,7 +10,8 @@ official nuScenes metrics of the final evaluation on the held-out split. Each ru
 ``tools/train.py`` / ``tools/distillation.py`` command printed before it runs; finished runs
 are reused, interrupted ones resumed. Writes ``WORK/results.json`` (every run) and
 ``WORK/results.md`` (mean ± std and the paired difference to ``plain`` over the requested
-runs; ``results.json`` keeps the runs of earlier invocations too). ``--jobs 2`` trains
+runs; ``results.json`` keeps the runs of earlier invocations too) and ``WORK/results.png``
+(every run as a dot, mean ± std per variant). ``--jobs 2`` trains
 two runs at once with one thread each.
 """
 from __future__ import annotations
@@ -27,6 +28,7 @@ import torch
 from projects.mmdet3d_plugin.engine.runner import load_config
 from projects.mmdet3d_plugin.engine.tool_steps import REPO, data_options, run_step, schedule_options
 from projects.mmdet3d_plugin.kd.ablation import loss_families, results_table
+from projects.mmdet3d_plugin.visualization.seed_plot import plot_seed_results
 
 CONFIGS = REPO / "projects" / "configs" / "synthetic"
 STUDENT_CFG = CONFIGS / "raydn_r18_synthetic.py"
@@ -137,7 +139,9 @@ def main() -> None:
     runs = {variant: dict(sorted(seeds.items())) for variant, seeds in runs.items()}
     table = results_table(runs, baseline="plain" if "plain" in runs else next(iter(runs)))
     (work / "results.md").write_text(table + "\n")
-    print("\n" + table + f"\n\nrun records: {records}")
+    picture = plot_seed_results(runs, work / "results.png",
+                                title=f"{args.distill_config.stem}: {args.iters} iterations per run")
+    print("\n" + table + f"\n\nrun records: {records}; picture: {picture}")
 
 
 if __name__ == "__main__":
