@@ -23,8 +23,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-import torch
-
+from projects.mmdet3d_plugin.core.checkpoint import read_checkpoint
 from projects.mmdet3d_plugin.engine.runner import load_config
 from projects.mmdet3d_plugin.engine.tool_steps import REPO, data_options, run_step, schedule_options
 from projects.mmdet3d_plugin.kd.ablation import loss_families, results_table
@@ -56,7 +55,7 @@ def finished(run_dir: Path, iters: int) -> dict[str, float] | None:
     metrics, latest = run_dir / "eval" / "metrics.json", run_dir / "latest.pth"
     if not (metrics.is_file() and latest.is_file()):
         return None
-    if torch.load(latest, map_location="cpu", weights_only=True).get("global_step") != iters:
+    if read_checkpoint(latest, mmap=True).get("global_step") != iters:
         return None
     values = json.loads(metrics.read_text())
     return {"NDS": values["NDS"], "mAP": values["mAP"]}

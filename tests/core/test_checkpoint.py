@@ -14,6 +14,7 @@ from projects.mmdet3d_plugin.core.checkpoint import (
     describe_state_dict_mismatch,
     load_checkpoint,
     numpy_safe_globals,
+    read_checkpoint,
     save_checkpoint,
 )
 
@@ -60,6 +61,14 @@ def test_bare_model_wrapper_and_ddp_prefix(tmp_path):
 def test_missing_file_raises_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.pth"):
         load_checkpoint(_Net(), tmp_path / "nope.pth")
+
+
+def test_mapped_read_gives_the_same_entries(tmp_path):
+    state = _Net().state_dict()
+    path = save_checkpoint({"state_dict": state, "global_step": 3}, tmp_path / "full.pth")
+    mapped = read_checkpoint(path, mmap=True)
+    assert mapped["global_step"] == 3
+    assert all(torch.equal(mapped["state_dict"][k], v) for k, v in state.items())
 
 
 @pytest.mark.parametrize("keep_fraction", [0.5, 0.0])

@@ -75,6 +75,7 @@ def read_checkpoint(
     *,
     map_location: str | torch.device = "cpu",
     allowed_globals: Iterable[Any] = (),
+    mmap: bool = False,
 ) -> Any:
     """Unpickle a checkpoint file with ``weights_only=True``.
 
@@ -82,6 +83,8 @@ def read_checkpoint(
         path: the file.
         map_location: where tensors are placed.
         allowed_globals: extra types/functions the unpickler may build (see module doc).
+        mmap: map the file instead of reading it (tensors are read only when touched; for
+            callers that need a few entries of a large checkpoint).
 
     Raises:
         FileNotFoundError: the file does not exist.
@@ -93,7 +96,7 @@ def read_checkpoint(
         raise FileNotFoundError(f"checkpoint file not found: '{path}'")
     try:
         with torch.serialization.safe_globals(list(allowed_globals)):
-            return torch.load(path, map_location=map_location, weights_only=True)
+            return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         if any(marker in str(err) for marker in _UNSAFE_MARKERS):
             raise UnsafeCheckpointError(_unsafe_message(path, err)) from err
