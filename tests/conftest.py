@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import Callable
+
+import lightning as L
 import pytest
 import torch
 
@@ -51,3 +54,20 @@ def synthetic_infos(synthetic_world: Path, tmp_path_factory: pytest.TempPathFact
     return create_nuscenes_infos(
         synthetic_world, out_dir, extra_tag="nuscenes2d", version=TINY_WORLD["version"]
     )
+
+
+class _KillAt(L.Callback):
+    """Crashes a run after iteration ``step``: nothing after the last checkpoint survives."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            raise RuntimeError("killed")
+
+
+@pytest.fixture
+def kill_at() -> Callable[[int], L.Callback]:
+    """``kill_at(step)``: a callback raising ``RuntimeError('killed')`` after iteration ``step``."""
+    return _KillAt

@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
 
@@ -29,30 +28,19 @@ def tiny_cfg(world: Path, infos: dict[str, Path], **overrides):
     return load_config(TINY_CONFIG, options)
 
 
-class KillAt(L.Callback):
-    """Crashes the run after iteration ``step``: nothing after the last checkpoint survives."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_train_batch_end(self, trainer, *args) -> None:
-        if trainer.global_step == self.step:
-            raise RuntimeError("killed")
-
-
 def weights(module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in module.model.state_dict().items()}
 
 
 @pytest.mark.slow
-def test_kill_and_resume_reproduces_the_uninterrupted_run(synthetic_world, synthetic_infos, tmp_path):
+def test_kill_and_resume_reproduces_the_uninterrupted_run(synthetic_world, synthetic_infos, kill_at, tmp_path):
     cfg = tiny_cfg(synthetic_world, synthetic_infos, **{"evaluation.interval": 100})
     straight = train(cfg, tmp_path / "straight", seed=1, env=CPU, enable_progress_bar=False)
     assert latest_checkpoint(tmp_path / "straight").is_file()
 
     killed_dir = tmp_path / "killed"
     with pytest.raises(RuntimeError, match="killed"):
-        train(cfg, killed_dir, seed=1, env=CPU, enable_progress_bar=False, extra_callbacks=[KillAt(4)])
+        train(cfg, killed_dir, seed=1, env=CPU, enable_progress_bar=False, extra_callbacks=[kill_at(4)])
     saved = torch.load(latest_checkpoint(killed_dir), weights_only=True)
     assert saved["global_step"] == 3
     resumed = train(cfg, killed_dir, resume=True, seed=1, env=CPU, enable_progress_bar=False)

@@ -102,6 +102,14 @@ def teacher_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_detector(tiny_raydn(), tmp_path_factory.mktemp("teacher") / "teacher.pth")
 
 
+@pytest.fixture(scope="session")
+def config_teacher_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkpoint of the model of ``tiny_raydn.py`` as it is (6 cameras): the teacher that
+    ``tiny_distill_raydn.py`` trains with on the generated world."""
+    model = Config.fromfile(str(CONFIGS / "tiny_raydn.py")).model.to_dict()
+    return save_detector(model, tmp_path_factory.mktemp("config_teacher") / "teacher.pth")
+
+
 @pytest.fixture
 def build_distiller(teacher_ckpt: Path) -> Callable[..., Any]:
     """``build_distiller(**overrides)``: a HarmoDistiller on the tiny RayDN pair (seeded)."""

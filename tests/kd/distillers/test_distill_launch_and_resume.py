@@ -5,25 +5,15 @@ import os
 import subprocess
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
 
 from projects.mmdet3d_plugin.engine.runner import load_config, train
 from projects.mmdet3d_plugin.engine.trainer_factory import LaunchEnv, latest_checkpoint
-from projects.mmdet3d_plugin.registry import MODELS
 
 REPO = Path(__file__).resolve().parents[3]
 CONFIGS = REPO / "tests" / "kd" / "configs"
 CPU = LaunchEnv(accelerator="cpu", devices=1, num_nodes=1, world_size=1)
-
-
-@pytest.fixture()
-def teacher_ckpt(tmp_path: Path) -> Path:
-    torch.manual_seed(1)
-    path = tmp_path / "teacher.pth"
-    torch.save({"state_dict": MODELS.build(load_config(CONFIGS / "tiny_raydn.py").model).state_dict()}, path)
-    return path
 
 
 def options(world: Path, infos: dict[str, Path], teacher: Path, **extra) -> dict:
@@ -32,18 +22,9 @@ def options(world: Path, infos: dict[str, Path], teacher: Path, **extra) -> dict
             "data.val.data_root": str(world), **extra}
 
 
-class KillAt(L.Callback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_train_batch_end(self, trainer, *args) -> None:
-        if trainer.global_step == self.step:
-            raise RuntimeError("killed")
-
-
 @pytest.mark.slow
-def test_dist_distill_sh_runs_two_cpu_processes(synthetic_world, synthetic_infos, teacher_ckpt, tmp_path):
-    opts = options(synthetic_world, synthetic_infos, teacher_ckpt, **{"evaluation.interval": 100})
+def test_dist_distill_sh_runs_two_cpu_processes(synthetic_world, synthetic_infos, config_teacher_ckpt, tmp_path):
+    opts = options(synthetic_world, synthetic_infos, config_teacher_ckpt, **{"evaluation.interval": 100})
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", PORT="29643")
     result = subprocess.run(
         ["bash", str(REPO / "tools" / "dist_distill.sh"), str(CONFIGS / "tiny_distill_raydn.py"), "2",
@@ -57,13 +38,14 @@ def test_dist_distill_sh_runs_two_cpu_processes(synthetic_world, synthetic_infos
 
 
 @pytest.mark.slow
-def test_killed_distillation_resumes_exactly(synthetic_world, synthetic_infos, teacher_ckpt, tmp_path):
+def test_killed_distillation_resumes_exactly(synthetic_world, synthetic_infos, config_teacher_ckpt, kill_at,
+                                             tmp_path):
     cfg = load_config(CONFIGS / "tiny_distill_raydn.py", options(
-        synthetic_world, synthetic_infos, teacher_ckpt,
+        synthetic_world, synthetic_infos, config_teacher_ckpt,
         **{"runner.max_iters": 4, "checkpoint_config.interval": 2, "evaluation.interval": 100}))
     straight = train(cfg, tmp_path / "straight", seed=3, env=CPU, enable_progress_bar=False)
     with pytest.raises(RuntimeError, match="killed"):
-        train(cfg, tmp_path / "killed", seed=3, env=CPU, enable_progress_bar=False, extra_callbacks=[KillAt(3)])
+        train(cfg, tmp_path / "killed", seed=3, env=CPU, enable_progress_bar=False, extra_callbacks=[kill_at(3)])
     assert torch.load(latest_checkpoint(tmp_path / "killed"), weights_only=True)["global_step"] == 2
     resumed = train(cfg, tmp_path / "killed", resume=True, seed=3, env=CPU, enable_progress_bar=False)
     expected, got = straight.model.state_dict(), resumed.model.state_dict()

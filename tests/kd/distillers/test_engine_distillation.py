@@ -14,13 +14,11 @@ from projects.mmdet3d_plugin.registry import MODELS
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-def test_engine_trains_the_student_only_and_the_export_loads(synthetic_world, synthetic_infos, tmp_path) -> None:
+def test_engine_trains_the_student_only_and_the_export_loads(synthetic_world, synthetic_infos,
+                                                           config_teacher_ckpt, tmp_path) -> None:
     student_cfg = load_config(CONFIGS / "tiny_raydn.py")
-    torch.manual_seed(1)
-    teacher_ckpt = tmp_path / "teacher.pth"
-    torch.save({"state_dict": MODELS.build(student_cfg.model).state_dict()}, teacher_ckpt)
     cfg = load_config(CONFIGS / "tiny_distill_raydn.py", {
-        "model.teacher_ckpt": str(teacher_ckpt), "data.train.ann_file": str(synthetic_infos["train"]),
+        "model.teacher_ckpt": str(config_teacher_ckpt), "data.train.ann_file": str(synthetic_infos["train"]),
         "data.train.data_root": str(synthetic_world), "data.val.ann_file": str(synthetic_infos["val"]),
         "data.val.data_root": str(synthetic_world)})
     env = LaunchEnv(accelerator="cpu", devices=1, num_nodes=1, world_size=1)
@@ -32,7 +30,7 @@ def test_engine_trains_the_student_only_and_the_export_loads(synthetic_world, sy
     state = ckpt["state_dict"]
     assert ckpt["global_step"] == 2 and {key.split(".")[0] for key in state} == {"student", "teacher"}
     assert set(ckpt["temporal_state"]) == {"teacher.pts_bbox_head.memory", "student.pts_bbox_head.memory"}
-    teacher = read_checkpoint(teacher_ckpt)["state_dict"]
+    teacher = read_checkpoint(config_teacher_ckpt)["state_dict"]
     assert all(torch.equal(state[f"teacher.{k}"], v) for k, v in teacher.items())
     neck = "img_neck.fpn_convs.0.conv.weight"
     assert not torch.equal(state[f"student.{neck}"], teacher[neck])
