@@ -70,7 +70,8 @@ def train_teacher(budget: Budget, data_root: Path, work: Path, log: Path) -> Pat
         return ckpt
     print("\n[2] teacher: RayDN R50 from scratch")
     run_step([sys.executable, "tools/train.py", str(TEACHER_CFG), "--work-dir", str(work / "teacher"),
-         "--cfg-options", *data_options(data_root), *schedule_options(budget.teacher_iters)], log)
+         "--cfg-options", *data_options(data_root),
+         *schedule_options(budget.teacher_iters, evaluate=False)], log)
     return ckpt
 
 
@@ -78,10 +79,11 @@ def train_students(budget: Budget, data_root: Path, work: Path, teacher: Path, l
     print("\n[3] distilled R18 (teacher frozen)")
     run_step([sys.executable, "tools/distillation.py", str(DISTILL_CFG), "--work-dir", str(work / "distilled"),
          "--cfg-options", f"model.teacher_ckpt={teacher}", *data_options(data_root),
-         *schedule_options(budget.student_iters)], log)
+         *schedule_options(budget.student_iters, evaluate=False)], log)
     print("\n[4] plain R18, same budget")
     run_step([sys.executable, "tools/train.py", str(STUDENT_CFG), "--work-dir", str(work / "plain"),
-         "--cfg-options", *data_options(data_root), *schedule_options(budget.student_iters)], log)
+         "--cfg-options", *data_options(data_root),
+         *schedule_options(budget.student_iters, evaluate=False)], log)
     print("\n[5] convert the distilled checkpoint to a plain student")
     student = work / "distilled" / "student.pth"
     run_step([sys.executable, "tools/distill_convert.py", "--src_path", str(work / "distilled" / "latest.pth"),

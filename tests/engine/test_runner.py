@@ -34,9 +34,10 @@ def weights(module) -> dict[str, torch.Tensor]:
 
 @pytest.mark.slow
 def test_kill_and_resume_reproduces_the_uninterrupted_run(synthetic_world, synthetic_infos, kill_at, tmp_path):
-    cfg = tiny_cfg(synthetic_world, synthetic_infos, **{"evaluation.interval": 100})
+    cfg = tiny_cfg(synthetic_world, synthetic_infos, **{"evaluation.interval": 0})
     straight = train(cfg, tmp_path / "straight", seed=1, env=CPU, enable_progress_bar=False)
     assert latest_checkpoint(tmp_path / "straight").is_file()
+    assert not (tmp_path / "straight" / "eval").exists() and straight.last_metrics == {}
 
     killed_dir = tmp_path / "killed"
     with pytest.raises(RuntimeError, match="killed"):
@@ -76,7 +77,7 @@ def test_torchrun_with_two_cpu_processes_trains(synthetic_world, synthetic_infos
     options = [
         f"data.train.data_root={synthetic_world}", f"data.train.ann_file={synthetic_infos['train']}",
         f"data.val.data_root={synthetic_world}", f"data.val.ann_file={synthetic_infos['val']}",
-        "runner.max_iters=2", "checkpoint_config.interval=2", "evaluation.interval=100",
+        "runner.max_iters=2", "checkpoint_config.interval=2", "evaluation.interval=0",
     ]
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29641",

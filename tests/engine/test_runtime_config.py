@@ -63,3 +63,19 @@ def test_missing_runner_is_named():
 def test_unknown_optimizer_is_refused():
     with pytest.raises(ValueError, match="AdamW"):
         parse_runtime(streampetr_runtime(optimizer=dict(type="Lamb", lr=1e-3)))
+
+
+def test_evaluation_interval_zero_turns_evaluation_off():
+    assert parse_runtime(streampetr_runtime(evaluation=dict(interval=0))).eval_interval == 0
+
+
+@pytest.mark.parametrize("section", ["evaluation", "checkpoint_config", "log_config"])
+def test_negative_interval_is_refused(section):
+    with pytest.raises(ValueError, match=rf"{section}\.interval must be"):
+        parse_runtime(streampetr_runtime(**{section: dict(interval=-1)}))
+
+
+@pytest.mark.parametrize("section", ["checkpoint_config", "log_config"])
+def test_only_evaluation_can_be_switched_off(section):
+    with pytest.raises(ValueError, match="positive number of iterations, got 0"):
+        parse_runtime(streampetr_runtime(**{section: dict(interval=0)}))

@@ -27,6 +27,11 @@ def test_options_point_every_split_at_the_world_and_set_the_budget(tmp_path):
     assert runtime.checkpoint_interval == 30 and runtime.eval_interval == 30
 
 
+def test_schedule_without_evaluation_switches_it_off(tmp_path):
+    cfg = load_config(STUDENT_CFG, as_options(schedule_options(30, evaluate=False)))
+    assert parse_runtime(cfg).eval_interval == 0
+
+
 def test_warmup_is_capped_for_long_budgets():
     options = as_options(schedule_options(2000))
     assert options["lr_config.warmup_iters"] == 50

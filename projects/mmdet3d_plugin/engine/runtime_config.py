@@ -51,7 +51,7 @@ class RuntimeSpec:
     checkpoint_interval: int
     max_keep_ckpts: int
     log_interval: int
-    eval_interval: int
+    eval_interval: int  # 0: no evaluation during training
     load_from: str | None
     resume_from: str | None
 
@@ -142,11 +142,14 @@ def _parse_grad_clip(cfg: Mapping[str, Any]) -> tuple[float | None, float]:
     return float(_require(clip, "max_norm")), float(clip.get("norm_type", 2.0))
 
 
-def _interval(cfg: Mapping[str, Any], section: str, default: int) -> dict[str, Any]:
+def _interval(cfg: Mapping[str, Any], section: str, default: int, *, allow_off: bool = False) -> dict[str, Any]:
+    """``cfg[section]`` as a dict whose ``interval`` is a positive count (or 0 if ``allow_off``)."""
     value = dict(cfg.get(section) or {})
     value.setdefault("interval", default)
-    if int(value["interval"]) <= 0:
-        raise ValueError(f"{section}.interval must be a positive number of iterations.")
+    interval = int(value["interval"])
+    if interval < 0 or (interval == 0 and not allow_off):
+        what = "a positive number of iterations" + (" or 0 (off)" if allow_off else "")
+        raise ValueError(f"{section}.interval must be {what}, got {interval}.")
     return value
 
 
@@ -158,7 +161,7 @@ def parse_runtime(cfg: Mapping[str, Any]) -> RuntimeSpec:
     _check_keys("checkpoint_config", ckpt, ("interval", "max_keep_ckpts", "by_epoch"))
     log = _interval(cfg, "log_config", 50)
     _check_keys("log_config", log, ("interval", "hooks"))
-    evaluation = _interval(cfg, "evaluation", schedule.max_iters)
+    evaluation = _interval(cfg, "evaluation", schedule.max_iters, allow_off=True)
     _check_keys("evaluation", evaluation, ("interval", "pipeline", "metric"))
     return RuntimeSpec(
         optimizer=_parse_optimizer(cfg),

@@ -47,7 +47,11 @@ def data_options(data_root: Path) -> list[str]:
         f"data.{split}.ann_file={data_root}/nuscenes2d_temporal_infos_{infos}.pkl")]
 
 
-def schedule_options(iters: int) -> list[str]:
-    """Iterations, warmup, checkpoint and (final) evaluation intervals for an ``iters`` budget."""
+def schedule_options(iters: int, evaluate: bool = True) -> list[str]:
+    """Iterations, warmup and checkpoint interval for an ``iters`` budget.
+
+    With ``evaluate`` the run ends with one official evaluation (``WORK_DIR/eval``); without
+    it the run only trains (for tools that evaluate the checkpoint themselves).
+    """
     return [f"runner.max_iters={iters}", f"lr_config.warmup_iters={max(1, min(50, iters // 10))}",
-            f"checkpoint_config.interval={iters}", f"evaluation.interval={iters}"]
+            f"checkpoint_config.interval={iters}", f"evaluation.interval={iters if evaluate else 0}"]

@@ -24,7 +24,7 @@ def options(world: Path, infos: dict[str, Path], teacher: Path, **extra) -> dict
 
 @pytest.mark.slow
 def test_dist_distill_sh_runs_two_cpu_processes(synthetic_world, synthetic_infos, config_teacher_ckpt, tmp_path):
-    opts = options(synthetic_world, synthetic_infos, config_teacher_ckpt, **{"evaluation.interval": 100})
+    opts = options(synthetic_world, synthetic_infos, config_teacher_ckpt, **{"evaluation.interval": 0})
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", PORT="29643")
     result = subprocess.run(
         ["bash", str(REPO / "tools" / "dist_distill.sh"), str(CONFIGS / "tiny_distill_raydn.py"), "2",
@@ -42,7 +42,7 @@ def test_killed_distillation_resumes_exactly(synthetic_world, synthetic_infos, c
                                              tmp_path):
     cfg = load_config(CONFIGS / "tiny_distill_raydn.py", options(
         synthetic_world, synthetic_infos, config_teacher_ckpt,
-        **{"runner.max_iters": 4, "checkpoint_config.interval": 2, "evaluation.interval": 100}))
+        **{"runner.max_iters": 4, "checkpoint_config.interval": 2, "evaluation.interval": 0}))
     straight = train(cfg, tmp_path / "straight", seed=3, env=CPU, enable_progress_bar=False)
     with pytest.raises(RuntimeError, match="killed"):
         train(cfg, tmp_path / "killed", seed=3, env=CPU, enable_progress_bar=False, extra_callbacks=[kill_at(3)])
