@@ -1,12 +1,14 @@
-"""Does distillation pay? Plain vs distilled students over seeds, with a loss-family ablation.
+"""Does distillation pay? Plain vs distilled students over seeds, with an ablation.
 
 ``python tools/distill_results.py --teacher-ckpt work_dirs/raydn_r50_synthetic/latest.pth
-[--seeds 0 1 2] [--iters N] [--variants plain all feature query output]``
+[--seeds 0 1 2] [--iters N] [--variants plain all inherit feature query output]``
 
-For every seed, trains the student alone (``plain``) and distilled with every loss (``all``)
-or with one family of losses (``feature``: feature maps, ``query``: 3D-query receptive field /
-attention, ``output``: decoder outputs), all under the same iteration budget, and takes the
-official nuScenes metrics of the final evaluation on the held-out split. Each run is a
+For every seed, trains the student alone (``plain``), distilled with the whole config
+(``all``: every loss and the inheritance of teacher weights), with one family of losses only
+(``feature``: feature maps, ``query``: 3D-query receptive field / attention, ``output``:
+decoder outputs) or with the inheritance only (``inherit``), all under the same iteration
+budget, and takes the official nuScenes metrics of the final evaluation on the held-out
+split. Variants run one after the other, each over all seeds. Each run is a
 ``tools/train.py`` / ``tools/distillation.py`` command printed before it runs; finished runs
 are reused, interrupted ones resumed. Writes ``WORK/results.json`` (every run) and
 ``WORK/results.md`` (mean ± std and the paired difference to ``plain`` over the requested
@@ -35,18 +37,29 @@ DISTILL_CFG = CONFIGS / "distill_raydn_r50_r18_synthetic.py"
 DEFAULT_ITERS = 400  # the budget of docs/results.md
 
 
-def variant_losses(distill_cfg: Path, variants: list[str]) -> dict[str, list[str] | None]:
-    """Variant → the ``enabled_losses`` it trains with (``None``: every loss; ``plain``: absent)."""
-    families = loss_families(load_config(distill_cfg).model.distill_losses)
+def variant_options(distill_cfg: Path, variants: list[str] | None) -> dict[str, list[str] | None]:
+    """Variant → the ``--cfg-options`` it adds to the distillation config (``None``: plain).
+
+    ``variants=None`` gives every variant the config has. ``all`` is the config as written (every loss, inheritance if it has any); a loss family
+    keeps only that family's losses and inherits nothing; ``inherit`` keeps only the
+    inheritance (no loss).
+    """
+    model = load_config(distill_cfg).model
+    families = loss_families(model.distill_losses)
+    known = ["plain", "all"] + (["inherit"] if model.get("inherit") else []) + sorted(families)
     chosen: dict[str, list[str] | None] = {}
-    for variant in variants:
-        if variant in ("plain", "all"):
+    for variant in known if variants is None else variants:
+        if variant not in known:
+            raise SystemExit(f"unknown variant {variant!r}: use one of {', '.join(known)} "
+                             f"(the loss families and inheritance of {distill_cfg.name})")
+        if variant == "plain":
             chosen[variant] = None
-        elif variant in families:
-            chosen[variant] = families[variant]
+        elif variant == "all":
+            chosen[variant] = []
+        elif variant == "inherit":
+            chosen[variant] = ["model.enabled_losses=[]"]
         else:
-            raise SystemExit(f"unknown variant {variant!r}: use plain, all or a loss family of "
-                             f"{distill_cfg.name} ({', '.join(sorted(families))})")
+            chosen[variant] = [f"model.enabled_losses=[{','.join(families[variant])}]", "model.inherit=[]"]
     return chosen
 
 
@@ -61,17 +74,15 @@ def finished(run_dir: Path, iters: int) -> dict[str, float] | None:
     return {"NDS": values["NDS"], "mAP": values["mAP"]}
 
 
-def train_command(variant: str, losses: list[str] | None, seed: int, iters: int, run_dir: Path,
+def train_command(variant_opts: list[str] | None, seed: int, iters: int, run_dir: Path,
                   args: argparse.Namespace) -> list[str]:
-    """The ``tools/train.py`` (plain) or ``tools/distillation.py`` command of one run."""
+    """The ``tools/train.py`` (plain: ``variant_opts is None``) or ``tools/distillation.py`` command."""
     options = data_options(args.data_root) + schedule_options(iters)
-    if variant == "plain":
+    if variant_opts is None:
         tool, config = "tools/train.py", args.student_config
     else:
         tool, config = "tools/distillation.py", args.distill_config
-        options.append(f"model.teacher_ckpt={args.teacher_ckpt}")
-        if losses is not None:
-            options.append(f"model.enabled_losses=[{','.join(losses)}]")
+        options += [f"model.teacher_ckpt={args.teacher_ckpt}", *variant_opts]
     cmd = [sys.executable, tool, str(config), "--work-dir", str(run_dir), "--seed", str(seed)]
     if (run_dir / "latest.pth").is_file():
         cmd.append("--resume")
@@ -86,7 +97,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--data-root", type=Path, default=REPO / "data" / "synthetic")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--iters", type=int, default=DEFAULT_ITERS, help="iterations of every student")
-    parser.add_argument("--variants", nargs="+", default=["plain", "all", "feature", "query", "output"])
+    parser.add_argument("--variants", nargs="+",
+                        help="default: plain, all, inherit (if the config inherits) and every loss family")
     parser.add_argument("--work-dir", type=Path, default=REPO / "work_dirs" / "distill_results")
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs trained at once, each with cpu_count/jobs threads (2 on 2 cores: "
@@ -103,15 +115,15 @@ def main() -> None:
         raise SystemExit(f"no info files under {args.data_root}; generate the world first "
                          "(python tools/create_synthetic_nuscenes.py, tools/create_data_nusc.py)")
     args.teacher_ckpt, args.data_root = args.teacher_ckpt.resolve(), args.data_root.resolve()
-    losses = variant_losses(args.distill_config, args.variants)
+    variants = variant_options(args.distill_config, args.variants)
     work = args.work_dir.resolve()
     work.mkdir(parents=True, exist_ok=True)
     records = work / "results.json"
     previous = json.loads(records.read_text()) if records.is_file() else {}
-    runs: dict[str, dict[int, dict[str, float]]] = {variant: {} for variant in losses}
+    runs: dict[str, dict[int, dict[str, float]]] = {variant: {} for variant in variants}
     pending = []
-    for seed in args.seeds:
-        for variant in losses:
+    for variant in variants:  # variant by variant, so the first comparison completes first
+        for seed in args.seeds:
             result = finished(work / variant / f"seed{seed}", args.iters)
             if result is None:
                 pending.append((variant, seed))
@@ -122,7 +134,7 @@ def main() -> None:
     def run_one(variant: str, seed: int) -> tuple[str, int, dict[str, float]]:
         run_dir = work / variant / f"seed{seed}"
         print(f"\n[{variant}, seed {seed}]", flush=True)
-        seconds = run_step(train_command(variant, losses[variant], seed, args.iters, run_dir, args),
+        seconds = run_step(train_command(variants[variant], seed, args.iters, run_dir, args),
                            run_dir / "run.log", env=threads)
         result = finished(run_dir, args.iters)
         if result is None:

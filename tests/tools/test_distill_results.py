@@ -24,27 +24,44 @@ def args_for(tmp_path: Path) -> Namespace:
                      student_config=tool.STUDENT_CFG, distill_config=tool.DISTILL_CFG)
 
 
-def test_variants_map_to_the_losses_of_their_family():
-    losses = tool.variant_losses(tool.DISTILL_CFG, ["plain", "all", "query", "output"])
-    assert losses == {"plain": None, "all": None, "query": ["field"], "output": ["output", "relation"]}
+def test_variants_map_to_their_options_on_the_distillation_config():
+    options = tool.variant_options(tool.DISTILL_CFG, ["plain", "all", "inherit", "query", "output"])
+    assert options == {
+        "plain": None,
+        "all": [],
+        "inherit": ["model.enabled_losses=[]"],
+        "query": ["model.enabled_losses=[field]", "model.inherit=[]"],
+        "output": ["model.enabled_losses=[output,relation]", "model.inherit=[]"],
+    }
+    assert list(tool.variant_options(tool.DISTILL_CFG, None)) == [
+        "plain", "all", "inherit", "feature", "output", "query"]
     with pytest.raises(SystemExit, match="unknown variant 'fitnets'"):
-        tool.variant_losses(tool.DISTILL_CFG, ["fitnets"])
+        tool.variant_options(tool.DISTILL_CFG, ["fitnets"])
+
+
+def test_inherit_is_only_a_variant_of_a_config_that_inherits(tmp_path):
+    config = tmp_path / "no_inherit.py"
+    config.write_text(f"_base_ = ['{tool.DISTILL_CFG}']\nmodel = dict(inherit=None)\n")
+    assert "inherit" not in tool.variant_options(config, None)
+    with pytest.raises(SystemExit, match="unknown variant 'inherit'"):
+        tool.variant_options(config, ["inherit"])
 
 
 def test_plain_runs_train_py_and_a_family_runs_the_distiller_with_only_its_losses(tmp_path):
-    plain = tool.train_command("plain", None, 1, 20, tmp_path / "plain", args_for(tmp_path))
+    plain = tool.train_command(None, 1, 20, tmp_path / "plain", args_for(tmp_path))
     assert plain[1] == "tools/train.py" and plain[2] == str(tool.STUDENT_CFG)
     assert "--resume" not in plain and not any("teacher_ckpt" in part for part in plain)
     assert plain[plain.index("--seed") + 1] == "1"
 
     (tmp_path / "feature").mkdir()
     (tmp_path / "feature" / "latest.pth").touch()
-    cmd = tool.train_command("feature", ["bkl_fpn_0", "bkl_fpn_1"], 2, 20, tmp_path / "feature",
-                             args_for(tmp_path))
+    cmd = tool.train_command(["model.enabled_losses=[bkl_fpn_0,bkl_fpn_1]", "model.inherit=[]"], 2, 20,
+                             tmp_path / "feature", args_for(tmp_path))
     assert cmd[1] == "tools/distillation.py" and "--resume" in cmd  # an interrupted run continues
     parser = train_arg_parser("d", "c", "e")
     parsed = parser.parse_args(cmd[2:])
     assert parsed.cfg_options["model.enabled_losses"] == ["bkl_fpn_0", "bkl_fpn_1"]
+    assert parsed.cfg_options["model.inherit"] == []
     assert parsed.cfg_options["model.teacher_ckpt"] == str(tmp_path / "teacher.pth")
     assert parsed.cfg_options["runner.max_iters"] == 20
 

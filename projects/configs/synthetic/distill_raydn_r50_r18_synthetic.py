@@ -7,8 +7,11 @@
 #   output   - class (sigmoid Hinton KD) and box-code distillation on Hungarian-matched
 #              teacher/student queries, weighted by teacher confidence,
 #   relation - centre-distance relations among the matched queries.
+# and inheritance: the student starts the parts it shares with the teacher (FPN output
+# convolutions, 2D auxiliary head, 3D head; not the backbone nor the FPN's lateral
+# convolutions, whose input widths differ) from the teacher's trained weights.
 # Ablations switch families off from the command line, e.g.
-#   --cfg-options "model.enabled_losses=[bkl_fpn_0,bkl_fpn_1,bkl_fpn_2,bkl_fpn_3]"
+#   --cfg-options "model.enabled_losses=[bkl_fpn_0,bkl_fpn_1,bkl_fpn_2,bkl_fpn_3]" "model.inherit=[]"
 # Data, optimizer and schedule are the student's.
 _base_ = ['./raydn_r18_synthetic.py']
 
@@ -67,4 +70,5 @@ model = dict(
     student_cfg=student_config,
     taps=taps,
     distill_losses=distill_losses,
+    inherit=['img_neck.fpn_convs', 'img_roi_head', 'pts_bbox_head'],
 )

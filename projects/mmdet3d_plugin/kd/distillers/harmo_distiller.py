@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from ...registry import MODELS
 from ..recorders.tap_manager import TapManager
 from .detector_configs import ConfigSource, check_compatible, load_detector_config
+from .inheritance import check_inherit, inherit_from_teacher
 from .loss_specs import (BATCH_PREFIX, LossSpec, build_loss_spec, check_all_used, select_enabled,
                          split_loss_config)
 from .teacher_checkpoint import load_teacher_weights, require_teacher_checkpoint
@@ -58,6 +59,9 @@ class HarmoDistiller(nn.Module):
             e.g. to derive an R18 student from an R50 config.
         enabled_losses: ``None`` (all) or the names of the ``distill_losses`` to use; the
             taps and adapters only the others use are dropped (ablations from the command line).
+        inherit: module paths of parts that student and teacher share (e.g.
+            ``['pts_bbox_head']``): the student starts them from the teacher's trained weights
+            and trains them as its own (see :mod:`.inheritance`). ``None`` or ``[]``: none.
     """
 
     def __init__(
@@ -72,6 +76,7 @@ class HarmoDistiller(nn.Module):
         pseudo_label_cfg: Optional[Mapping[str, Any]] = None,
         student_cfg_options: Optional[Mapping[str, Any]] = None,
         enabled_losses: Optional[Sequence[str]] = None,
+        inherit: Optional[Sequence[str]] = None,
     ) -> None:
         super().__init__()
         teacher_source = str(teacher_cfg) if isinstance(teacher_cfg, (str, Path)) else "<teacher model dict>"
@@ -87,6 +92,8 @@ class HarmoDistiller(nn.Module):
         self.teacher.requires_grad_(False)
         self.teacher.eval()
         self.teacher_ckpt = str(ckpt_path)
+        self.inherit = check_inherit(inherit)
+        inherit_from_teacher(self.student, self.teacher, self.inherit)
         distill_losses, taps, adapters = select_enabled(
             distill_losses or {}, taps or {}, adapters or {}, enabled_losses)
         self.adapters = nn.ModuleDict({name: MODELS.build(dict(cfg)) for name, cfg in adapters.items()})
@@ -128,10 +135,12 @@ class HarmoDistiller(nn.Module):
         return self
 
     def init_weights(self) -> None:
-        """Initialise the student's pretrained parts (the teacher comes from its checkpoint)."""
+        """Initialise the student's pretrained parts (the teacher comes from its checkpoint);
+        inherited parts are copied from the teacher again afterwards."""
         init = getattr(self.student, "init_weights", None)
         if init is not None:
             init()
+        inherit_from_teacher(self.student, self.teacher, self.inherit)
 
     def reset_memory(self) -> None:
         """Forget the temporal memory of both detectors."""
