@@ -6,7 +6,8 @@ points (plus, in training, box-noise and ray denoising queries) become queries; 
 queue, moved into the current frame, supplies ``num_propagated`` extra queries and further
 self-attention keys, aligned by MLN on their motion and age; the decoder (self-attention +
 deformable feature aggregation around fixed reference points) runs; tied per-layer branches
-predict classes and box codes; the top-k queries are pushed back into the memory.
+predict classes and box codes; the top-k queries are pushed back into the memory. The
+temporal parts are StreamPETR's, shared through :class:`.temporal_query_head.TemporalQueryHead`.
 
 State-dict names follow the published RayDN checkpoints (``cls_branches.{i}``,
 ``reference_points``, ``pseudo_reference_points``, ``query_embedding``,
@@ -32,7 +33,8 @@ from ..utils.ray_denoising import RayDenoising
 from .query_branches import build_cls_branch, build_reg_branch, check_tied_copies
 from .raydn_losses import build_raydn_losses, raydn_losses
 from .saved_constants import FixedEmbedding, check_loaded_constants
-from .streampetr_head import StreamPETRHead, dn_ground_truth
+from .streampetr_head import dn_ground_truth
+from .temporal_query_head import TemporalQueryHead
 
 _CAMERA_DIMS = 14  # fx / 1e3, fy / 1e3 and the 12 entries of extrinsics[:3, :4]
 _EGO_MOTION_DIMS = 180  # nerf encoding (6 frequencies, sin + cos) of velo 2 + dt 1 + pose 12
@@ -40,7 +42,7 @@ _CONSTANTS = ("code_weights", "match_costs", "pc_range")
 
 
 @MODELS.register_module()
-class RayDNHead(nn.Module):
+class RayDNHead(TemporalQueryHead):
     """RayDN head (registered name and constructor arguments as in upstream configs).
 
     Args:
@@ -181,19 +183,6 @@ class RayDNHead(nn.Module):
         check_tied_copies(state_dict, prefix, ("cls_branches", "reg_branches"), self.num_pred)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)
-
-    # The temporal machinery is StreamPETR's sparse head, unchanged: memory moved into the
-    # current frame (pseudo points for new scenes), MLN alignment on ego motion and age, box
-    # prediction around the reference points, top-k push, NMS-free decoding.
-    _pre_update_memory = StreamPETRHead._pre_update_memory
-    _temporal_alignment = StreamPETRHead._temporal_alignment
-    _predict_boxes = StreamPETRHead._predict_boxes
-    _post_update_memory = StreamPETRHead._post_update_memory
-    predict = StreamPETRHead.predict
-
-    def reset_memory(self) -> None:
-        """Forget the temporal memory of every batch slot."""
-        self.memory.reset()
 
     def forward(
         self,

@@ -5,7 +5,8 @@ alignment on the camera focal lengths and a featurised PE; learnable reference p
 (plus DN queries in training) become queries; the memory queue, moved into the current
 frame, supplies ``num_propagated`` extra queries and further self-attention keys, both
 aligned by MLN on their motion and age; the decoder runs; per-layer branches predict
-classes and box codes; the top-k queries are pushed back into the memory.
+classes and box codes; the top-k queries are pushed back into the memory (the temporal
+parts, shared with RayDN, are :class:`.temporal_query_head.TemporalQueryHead`).
 """
 from __future__ import annotations
 
@@ -15,18 +16,19 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from ...core.bbox.box_layout import CODE_DIM, CODE_VX, CODE_VY, CODE_X, CODE_Z
+from ...core.bbox.box_layout import CODE_DIM
 from ...registry import MODELS, TASK_UTILS
 from ..utils.denoising import DenoisingQueries, build_dn_queries, dn_self_attention_mask
 from ..utils.memory_queue import MemoryQueue
 from ..utils.misc import inverse_sigmoid, topk_gather
 from ..utils.mln import MLN, SELayer_Linear
-from ..utils.positional_encoding import nerf_positional_encoding, pos2posemb1d, pos2posemb3d
+from ..utils.positional_encoding import pos2posemb3d
 from .petr_position import camera_focal_tokens, frustum_depth_bins, frustum_points
 from .query_branches import build_cls_branch, build_reg_branch, check_tied_copies
 from .saved_constants import FixedEmbedding, check_loaded_constants
 from .streampetr_losses import (assign_set_targets, denoising_losses, name_layer_losses,
                                 set_prediction_losses)
+from .temporal_query_head import TemporalQueryHead
 
 _EGO_MOTION_DIMS = 180  # nerf encoding (6 frequencies, sin + cos) of velo 2 + dt 1 + pose 12
 _CONE_BIN_FROM_END = 30  # upstream takes coords3d[..., -90:-87]: bin D - 30 of the frustum
@@ -34,7 +36,7 @@ _TRAIN_CFG_KEYS = ("assigner", "grid_size", "voxel_size", "point_cloud_range", "
 
 
 @MODELS.register_module()
-class StreamPETRHead(nn.Module):
+class StreamPETRHead(TemporalQueryHead):
     """StreamPETR head (registered name and constructor arguments as in upstream configs).
 
     Args:
@@ -207,10 +209,6 @@ class StreamPETRHead(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)
 
-    def reset_memory(self) -> None:
-        """Forget the temporal memory of every batch slot."""
-        self.memory.reset()
-
     # ------------------------------------------------------------------ forward
     def forward(
         self,
@@ -276,14 +274,6 @@ class StreamPETRHead(nn.Module):
                     query_feats=outs_dec[:, :, pad:], reference_points=reference_points[:, pad:],
                     dn=dn, dn_cls_scores=all_cls[:, :, :pad], dn_bbox_preds=all_bbox[:, :, :pad])
 
-    def _pre_update_memory(self, prev_exists: Tensor, timestamp: Tensor, ego_pose_inv: Tensor) -> None:
-        """Move the memory into this frame; new scenes start from the pseudo points."""
-        pseudo = None
-        if self.num_propagated > 0:
-            span = self.pc_range[3:] - self.pc_range[:3]
-            pseudo = self.pseudo_reference_points.weight * span + self.pc_range[:3]
-        self.memory.pre_update(prev_exists, timestamp, ego_pose_inv, pseudo)
-
     def _image_tokens(self, img_feats: Tensor, locations: Tensor, lidar2img: Tensor,
                       intrinsics: Tensor, pad_shape: tuple[int, int],
                       topk_indexes: Optional[Tensor]) -> tuple[Tensor, Tensor]:
@@ -308,70 +298,6 @@ class StreamPETRHead(nn.Module):
             raise ValueError("StreamPETRHead: gt_bboxes_3d given without gt_labels_3d")
         return build_dn_queries(gt_bboxes_3d, gt_labels_3d, self.pc_range, self.num_classes,
                                 self.scalar, self.bbox_noise_scale, self.bbox_noise_trans, self.split)
-
-    def _temporal_alignment(self, query_pos: Tensor, tgt: Tensor, reference_points: Tensor
-                            ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """Align queries and memory on ego motion and age; append the propagated queries.
-
-        Args:
-            query_pos, tgt: ``(B, Q, C)``; reference_points: ``(B, Q, 3)`` normalised.
-
-        Returns:
-            ``tgt, query_pos (B, Q + P, C)``, ``reference_points (B, Q + P, 3)`` and the
-            remaining memory ``temp_memory, temp_pos (B, memory_len - P, C)``.
-        """
-        memory, span = self.memory, self.pc_range[3:] - self.pc_range[:3]
-        temp_reference = (memory.reference_point - self.pc_range[:3]) / span
-        temp_pos = self.query_embedding(pos2posemb3d(temp_reference, self.embed_dims // 2))
-        temp_memory = memory.embedding
-        if self.with_ego_pos:
-            eye = torch.eye(4, device=tgt.device)[:3].flatten()
-            own_motion = torch.cat([reference_points.new_zeros(*tgt.shape[:2], 3),
-                                    eye.expand(*tgt.shape[:2], 12)], dim=-1)
-            own_motion = nerf_positional_encoding(own_motion)
-            tgt = self.ego_pose_memory(tgt, own_motion)
-            query_pos = self.ego_pose_pe(query_pos, own_motion)
-            memory_motion = nerf_positional_encoding(torch.cat(
-                [memory.velo, memory.timestamp.float(), memory.egopose[..., :3, :].flatten(-2)], -1))
-            temp_pos = self.ego_pose_pe(temp_pos, memory_motion)
-            temp_memory = self.ego_pose_memory(temp_memory, memory_motion)
-        query_pos = query_pos + self.time_embedding(
-            pos2posemb1d(query_pos.new_zeros(*query_pos.shape[:2], 1), self.embed_dims))
-        temp_pos = temp_pos + self.time_embedding(
-            pos2posemb1d(memory.timestamp.float(), self.embed_dims))
-        num = self.num_propagated
-        tgt = torch.cat([tgt, temp_memory[:, :num]], dim=1)
-        query_pos = torch.cat([query_pos, temp_pos[:, :num]], dim=1)
-        reference_points = torch.cat([reference_points, temp_reference[:, :num]], dim=1)
-        return tgt, query_pos, reference_points, temp_memory[:, num:], temp_pos[:, num:]
-
-    def _predict_boxes(self, outs_dec: Tensor, reference_points: Tensor) -> tuple[Tensor, Tensor]:
-        """Per-layer class logits ``(L, B, Q, C)`` and box codes ``(L, B, Q, 10)``.
-
-        Centres are ``sigmoid(reg + inverse_sigmoid(reference))`` mapped to ``pc_range``.
-        """
-        reference = inverse_sigmoid(reference_points)
-        span, low = self.pc_range[3:] - self.pc_range[:3], self.pc_range[:3]
-        classes, boxes = [], []
-        for layer, feats in enumerate(outs_dec):
-            classes.append(self.cls_branches[layer](feats))
-            codes = self.reg_branches[layer](feats)
-            centers = (codes[..., CODE_X:CODE_Z + 1] + reference).sigmoid() * span + low
-            boxes.append(self.bbox_preds_probe(torch.cat([centers, codes[..., CODE_Z + 1:]], dim=-1)))
-        return torch.stack(classes), torch.stack(boxes)
-
-    def _post_update_memory(self, cls_scores: Tensor, bbox_preds: Tensor, query_feats: Tensor,
-                            ego_pose: Tensor, timestamp: Tensor) -> None:
-        """Push the ``topk_proposals`` most confident queries ``(B, Q', ...)`` (detached)."""
-        scores = cls_scores.detach().sigmoid().max(dim=-1, keepdim=True).values
-        _, index = torch.topk(scores, self.topk_proposals, dim=1)
-        self.memory.push(
-            embedding=topk_gather(query_feats, index),
-            reference_point=topk_gather(bbox_preds[..., CODE_X:CODE_Z + 1], index),
-            velo=topk_gather(bbox_preds[..., CODE_VX:CODE_VY + 1], index),
-            ego_pose=ego_pose,
-            timestamp=timestamp,
-        )
 
     # ------------------------------------------------------------------ losses / decoding
     def loss(self, gt_bboxes_3d: Sequence[Tensor], gt_labels_3d: Sequence[Tensor],
@@ -419,14 +345,6 @@ class StreamPETRHead(nn.Module):
             losses_cls.append(self.dn_weight * loss_c)
             losses_bbox.append(self.dn_weight * loss_b)
         return name_layer_losses("dn_", losses_cls, losses_bbox)
-
-    def predict(self, preds: dict) -> list[dict[str, Tensor]]:
-        """NMS-free decoding of the last layer into B dicts ``boxes_3d (K, 9)``,
-        ``scores_3d (K,)``, ``labels_3d (K,)`` (LiDAR frame, box layout)."""
-        decoded = self.bbox_coder.decode({"all_cls_scores": preds["all_cls_scores"],
-                                          "all_bbox_preds": preds["all_bbox_preds"]})
-        return [dict(boxes_3d=d["bboxes"], scores_3d=d["scores"], labels_3d=d["labels"].long())
-                for d in decoded]
 
 
 def dn_ground_truth(gt_bboxes_3d: Optional[Sequence[Tensor]], gt_labels_3d: Optional[Sequence[Tensor]],

@@ -1,0 +1,111 @@
+"""The temporal machinery shared by the StreamPETR and RayDN sparse query heads.
+
+Both heads keep a :class:`~..utils.memory_queue.MemoryQueue` of past queries: before the
+decoder it is moved into the current frame (new scenes start from the pseudo reference
+points), its entries and the current queries are aligned by MLN on ego motion and age, and
+``num_propagated`` of them join the queries; after the decoder the ``topk_proposals`` most
+confident queries are pushed back. Boxes are predicted around the reference points by the
+tied per-layer branches and decoded NMS-free.
+
+A subclass provides (as both heads do, under the published checkpoint names):
+``embed_dims``, ``num_propagated``, ``topk_proposals``, ``with_ego_pos``, ``memory``,
+``pc_range`` (buffer ``[6]``), ``pseudo_reference_points``, ``query_embedding``,
+``time_embedding``, ``ego_pose_pe`` / ``ego_pose_memory`` (with ``with_ego_pos``),
+``cls_branches`` / ``reg_branches``, ``bbox_preds_probe`` and ``bbox_coder``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ...core.bbox.box_layout import CODE_VX, CODE_VY, CODE_X, CODE_Z
+from ..utils.misc import inverse_sigmoid, topk_gather
+from ..utils.positional_encoding import nerf_positional_encoding, pos2posemb1d, pos2posemb3d
+
+
+class TemporalQueryHead(nn.Module):
+    """Memory update, temporal alignment, box prediction and decoding of a sparse query head."""
+
+    def reset_memory(self) -> None:
+        """Forget the temporal memory of every batch slot."""
+        self.memory.reset()
+
+    def _pre_update_memory(self, prev_exists: Tensor, timestamp: Tensor, ego_pose_inv: Tensor) -> None:
+        """Move the memory into this frame; new scenes start from the pseudo points."""
+        pseudo = None
+        if self.num_propagated > 0:
+            span = self.pc_range[3:] - self.pc_range[:3]
+            pseudo = self.pseudo_reference_points.weight * span + self.pc_range[:3]
+        self.memory.pre_update(prev_exists, timestamp, ego_pose_inv, pseudo)
+
+    def _temporal_alignment(self, query_pos: Tensor, tgt: Tensor, reference_points: Tensor
+                            ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """Align queries and memory on ego motion and age; append the propagated queries.
+
+        Args:
+            query_pos, tgt: ``(B, Q, C)``; reference_points: ``(B, Q, 3)`` normalised.
+
+        Returns:
+            ``tgt, query_pos (B, Q + P, C)``, ``reference_points (B, Q + P, 3)`` and the
+            remaining memory ``temp_memory, temp_pos (B, memory_len - P, C)``.
+        """
+        memory, span = self.memory, self.pc_range[3:] - self.pc_range[:3]
+        temp_reference = (memory.reference_point - self.pc_range[:3]) / span
+        temp_pos = self.query_embedding(pos2posemb3d(temp_reference, self.embed_dims // 2))
+        temp_memory = memory.embedding
+        if self.with_ego_pos:
+            eye = torch.eye(4, device=tgt.device)[:3].flatten()
+            own_motion = torch.cat([reference_points.new_zeros(*tgt.shape[:2], 3),
+                                    eye.expand(*tgt.shape[:2], 12)], dim=-1)
+            own_motion = nerf_positional_encoding(own_motion)
+            tgt = self.ego_pose_memory(tgt, own_motion)
+            query_pos = self.ego_pose_pe(query_pos, own_motion)
+            memory_motion = nerf_positional_encoding(torch.cat(
+                [memory.velo, memory.timestamp.float(), memory.egopose[..., :3, :].flatten(-2)], -1))
+            temp_pos = self.ego_pose_pe(temp_pos, memory_motion)
+            temp_memory = self.ego_pose_memory(temp_memory, memory_motion)
+        query_pos = query_pos + self.time_embedding(
+            pos2posemb1d(query_pos.new_zeros(*query_pos.shape[:2], 1), self.embed_dims))
+        temp_pos = temp_pos + self.time_embedding(
+            pos2posemb1d(memory.timestamp.float(), self.embed_dims))
+        num = self.num_propagated
+        tgt = torch.cat([tgt, temp_memory[:, :num]], dim=1)
+        query_pos = torch.cat([query_pos, temp_pos[:, :num]], dim=1)
+        reference_points = torch.cat([reference_points, temp_reference[:, :num]], dim=1)
+        return tgt, query_pos, reference_points, temp_memory[:, num:], temp_pos[:, num:]
+
+    def _predict_boxes(self, outs_dec: Tensor, reference_points: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-layer class logits ``(L, B, Q, C)`` and box codes ``(L, B, Q, 10)``.
+
+        Centres are ``sigmoid(reg + inverse_sigmoid(reference))`` mapped to ``pc_range``.
+        """
+        reference = inverse_sigmoid(reference_points)
+        span, low = self.pc_range[3:] - self.pc_range[:3], self.pc_range[:3]
+        classes, boxes = [], []
+        for layer, feats in enumerate(outs_dec):
+            classes.append(self.cls_branches[layer](feats))
+            codes = self.reg_branches[layer](feats)
+            centers = (codes[..., CODE_X:CODE_Z + 1] + reference).sigmoid() * span + low
+            boxes.append(self.bbox_preds_probe(torch.cat([centers, codes[..., CODE_Z + 1:]], dim=-1)))
+        return torch.stack(classes), torch.stack(boxes)
+
+    def _post_update_memory(self, cls_scores: Tensor, bbox_preds: Tensor, query_feats: Tensor,
+                            ego_pose: Tensor, timestamp: Tensor) -> None:
+        """Push the ``topk_proposals`` most confident queries ``(B, Q', ...)`` (detached)."""
+        scores = cls_scores.detach().sigmoid().max(dim=-1, keepdim=True).values
+        _, index = torch.topk(scores, self.topk_proposals, dim=1)
+        self.memory.push(
+            embedding=topk_gather(query_feats, index),
+            reference_point=topk_gather(bbox_preds[..., CODE_X:CODE_Z + 1], index),
+            velo=topk_gather(bbox_preds[..., CODE_VX:CODE_VY + 1], index),
+            ego_pose=ego_pose,
+            timestamp=timestamp,
+        )
+
+    def predict(self, preds: dict) -> list[dict[str, Tensor]]:
+        """NMS-free decoding of the last layer into B dicts ``boxes_3d (K, 9)``,
+        ``scores_3d (K,)``, ``labels_3d (K,)`` (LiDAR frame, box layout)."""
+        decoded = self.bbox_coder.decode({"all_cls_scores": preds["all_cls_scores"],
+                                          "all_bbox_preds": preds["all_bbox_preds"]})
+        return [dict(boxes_3d=d["bboxes"], scores_3d=d["scores"], labels_3d=d["labels"].long())
+                for d in decoded]
