@@ -1,14 +1,14 @@
 """Does distillation pay? Plain vs distilled students over seeds, with an ablation.
 
 ``python tools/distill_results.py --teacher-ckpt work_dirs/raydn_r50_synthetic/latest.pth
-[--seeds 0 1 2] [--iters N] [--variants plain all inherit feature query output]``
+[--seeds 0 1 2] [--iters N] [--variants plain all inherit losses feature query output]``
 
 For every seed, trains the student alone (``plain``), distilled with the whole config
 (``all``: every loss and the inheritance of teacher weights), with one family of losses only
 (``feature``: feature maps, ``query``: 3D-query receptive field / attention, ``output``:
-decoder outputs) or with the inheritance only (``inherit``), all under the same iteration
-budget, and takes the official nuScenes metrics of the final evaluation on the held-out
-split. Variants run one after the other, each over all seeds. Each run is a
+decoder outputs), with every loss and no inheritance (``losses``) or with the inheritance
+only (``inherit``), all under the same iteration budget, and takes the official nuScenes
+metrics of the final evaluation on the held-out split. Variants run one after the other, each over all seeds. Each run is a
 ``tools/train.py`` / ``tools/distillation.py`` command printed before it runs; finished runs
 are reused, interrupted ones resumed. Writes ``WORK/results.json`` (every run) and
 ``WORK/results.md`` (mean ± std and the paired difference to ``plain`` over the requested
@@ -40,13 +40,14 @@ DEFAULT_ITERS = 400  # the budget of docs/results.md
 def variant_options(distill_cfg: Path, variants: list[str] | None) -> dict[str, list[str] | None]:
     """Variant → the ``--cfg-options`` it adds to the distillation config (``None``: plain).
 
-    ``variants=None`` gives every variant the config has. ``all`` is the config as written (every loss, inheritance if it has any); a loss family
-    keeps only that family's losses and inherits nothing; ``inherit`` keeps only the
-    inheritance (no loss).
+    ``variants=None`` gives every variant the config has. ``all`` is the config as written
+    (every loss, inheritance if it has any); a loss family keeps only that family's losses
+    and inherits nothing; ``inherit`` keeps only the inheritance (no loss); ``losses`` keeps
+    every loss and inherits nothing.
     """
     model = load_config(distill_cfg).model
     families = loss_families(model.distill_losses)
-    known = ["plain", "all"] + (["inherit"] if model.get("inherit") else []) + sorted(families)
+    known = ["plain", "all"] + (["inherit", "losses"] if model.get("inherit") else []) + sorted(families)
     chosen: dict[str, list[str] | None] = {}
     for variant in known if variants is None else variants:
         if variant not in known:
@@ -58,6 +59,8 @@ def variant_options(distill_cfg: Path, variants: list[str] | None) -> dict[str, 
             chosen[variant] = []
         elif variant == "inherit":
             chosen[variant] = ["model.enabled_losses=[]"]
+        elif variant == "losses":
+            chosen[variant] = ["model.inherit=[]"]
         else:
             chosen[variant] = [f"model.enabled_losses=[{','.join(families[variant])}]", "model.inherit=[]"]
     return chosen
@@ -98,7 +101,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--iters", type=int, default=DEFAULT_ITERS, help="iterations of every student")
     parser.add_argument("--variants", nargs="+",
-                        help="default: plain, all, inherit (if the config inherits) and every loss family")
+                        help="default: plain, all, inherit and losses (if the config inherits), every loss family")
     parser.add_argument("--work-dir", type=Path, default=REPO / "work_dirs" / "distill_results")
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs trained at once, each with cpu_count/jobs threads (2 on 2 cores: "

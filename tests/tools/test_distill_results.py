@@ -25,16 +25,17 @@ def args_for(tmp_path: Path) -> Namespace:
 
 
 def test_variants_map_to_their_options_on_the_distillation_config():
-    options = tool.variant_options(tool.DISTILL_CFG, ["plain", "all", "inherit", "query", "output"])
+    options = tool.variant_options(tool.DISTILL_CFG, ["plain", "all", "inherit", "losses", "query", "output"])
     assert options == {
         "plain": None,
         "all": [],
         "inherit": ["model.enabled_losses=[]"],
+        "losses": ["model.inherit=[]"],
         "query": ["model.enabled_losses=[field]", "model.inherit=[]"],
         "output": ["model.enabled_losses=[output,relation]", "model.inherit=[]"],
     }
     assert list(tool.variant_options(tool.DISTILL_CFG, None)) == [
-        "plain", "all", "inherit", "feature", "output", "query"]
+        "plain", "all", "inherit", "losses", "feature", "output", "query"]
     with pytest.raises(SystemExit, match="unknown variant 'fitnets'"):
         tool.variant_options(tool.DISTILL_CFG, ["fitnets"])
 
@@ -42,7 +43,7 @@ def test_variants_map_to_their_options_on_the_distillation_config():
 def test_inherit_is_only_a_variant_of_a_config_that_inherits(tmp_path):
     config = tmp_path / "no_inherit.py"
     config.write_text(f"_base_ = ['{tool.DISTILL_CFG}']\nmodel = dict(inherit=None)\n")
-    assert "inherit" not in tool.variant_options(config, None)
+    assert not {"inherit", "losses"} & set(tool.variant_options(config, None))
     with pytest.raises(SystemExit, match="unknown variant 'inherit'"):
         tool.variant_options(config, ["inherit"])
 
