@@ -40,3 +40,18 @@ def test_config_builds_the_released_distiller(name: str, tmp_path: Path) -> None
     assert len(distiller.taps) == 2 * levels and len(distiller.distill_losses) == levels
     assert {type(loss).__name__ for loss in distiller.distill_losses.values()} == {"BalancedKLLoss"}
     assert {key.split(".")[0] for key in distiller.state_dict()} == {"student", "teacher"}
+    assert distiller.inherit == ()  # as released: the student inherits nothing
+
+
+def test_synthetic_config_inherits_the_parts_it_shares_with_its_teacher(tmp_path: Path) -> None:
+    cfg = load_config(REPO_ROOT / "projects" / "configs" / "synthetic" / "distill_raydn_r50_r18_synthetic.py")
+    teacher_cfg = load_detector_config(cfg.model.teacher_cfg, "teacher")
+    torch.save(MODELS.build(teacher_cfg.model).state_dict(), tmp_path / "teacher.pth")
+    cfg.merge_from_dict({"model.teacher_ckpt": str(tmp_path / "teacher.pth")})
+    distiller = MODELS.build(cfg.model)
+    assert distiller.inherit == ("img_neck.fpn_convs", "img_roi_head", "pts_bbox_head")
+    student, teacher = distiller.student.state_dict(), distiller.teacher.state_dict()
+    inherited = [k for k in student if k.startswith(tuple(p + "." for p in distiller.inherit))]
+    assert inherited and all(torch.equal(student[k], teacher[k]) for k in inherited)
+    assert not torch.equal(student["img_neck.lateral_convs.0.conv.weight"][:, :64],
+                           teacher["img_neck.lateral_convs.0.conv.weight"][:, :64])
