@@ -30,7 +30,8 @@ def plot_seed_results(runs: Mapping[str, Mapping[int, Mapping[str, float]]], out
     variants = [v for v, seeds in runs.items() if seeds]
     if not variants:
         raise ValueError("plot_seed_results: no runs to plot")
-    fig = Figure(figsize=(4.0 * len(metrics), 3.4), layout="constrained")
+    width = max(4.0, 0.8 * len(variants))  # room for every variant name under its column
+    fig = Figure(figsize=(width * len(metrics), 3.4), layout="constrained")
     FigureCanvasAgg(fig)
     for col, metric in enumerate(metrics):
         ax = fig.add_subplot(1, len(metrics), col + 1)
