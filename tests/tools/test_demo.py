@@ -5,6 +5,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("demo", REPO / "tools" / "demo.py")
 demo = importlib.util.module_from_spec(spec)
@@ -17,3 +19,15 @@ def test_quick_budget_is_smaller_than_the_default():
     assert demo.QUICK.train_scenes + demo.QUICK.val_scenes <= 10  # v1.0-mini scene names
     for path in (demo.TEACHER_CFG, demo.STUDENT_CFG, demo.DISTILL_CFG):
         assert path.is_file()
+
+
+
+def test_a_given_teacher_is_checked_first_and_used_without_training(tmp_path):
+    with pytest.raises(SystemExit, match="--teacher-ckpt .*missing.pth not found"):
+        demo.check_teacher_ckpt(tmp_path / "missing.pth")
+    assert demo.check_teacher_ckpt(None) is None
+    given = tmp_path / "teacher.pth"
+    given.write_bytes(b"weights")
+    assert demo.check_teacher_ckpt(given) == given.resolve()
+    assert demo.train_teacher(demo.QUICK, tmp_path, tmp_path, tmp_path / "log", given) == given
+    assert not (tmp_path / "teacher").exists()  # nothing trained
