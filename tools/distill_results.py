@@ -8,9 +8,9 @@ For every seed, trains the student alone (``plain``), distilled with the whole c
 (``feature``: feature maps, ``query``: 3D-query receptive field / attention, ``output``:
 decoder outputs), with every loss and no inheritance (``losses``) or with the inheritance
 only (``inherit``), all under the same iteration budget, and takes the official nuScenes
-metrics of the final evaluation on the held-out split. Variants run one after the other, each over all seeds. Each run is a
-``tools/train.py`` / ``tools/distillation.py`` command printed before it runs; finished runs
-are reused, interrupted ones resumed. Writes ``WORK/results.json`` (every run) and
+metrics of the final evaluation on the held-out split. Variants run one after the other,
+each over all seeds. Each run is a ``tools/train.py`` / ``tools/distillation.py`` command
+printed before it runs; finished runs are reused, interrupted ones resumed. Writes ``WORK/results.json`` (every run) and
 ``WORK/results.md`` (mean ± std and the paired difference to ``plain`` over the requested
 runs; ``results.json`` keeps the runs of earlier invocations too) and ``WORK/results.png``
 (every run as a dot, mean ± std per variant). ``--jobs 2`` trains two runs at once with one
