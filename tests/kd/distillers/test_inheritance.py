@@ -68,6 +68,8 @@ def test_bad_inherit_values_are_refused() -> None:
         check_inherit("pts_bbox_head")
     with pytest.raises(ValueError, match="empty module path"):
         check_inherit([""])
+    with pytest.raises(ValueError, match=r"\['img_roi_head'\] listed more than once"):
+        check_inherit(["img_roi_head", "pts_bbox_head", "img_roi_head"])
     with pytest.raises(ValueError, match="'img_neck.fpn_convs' is inside 'img_neck'"):
         check_inherit(["img_neck", "img_neck.fpn_convs"])
 

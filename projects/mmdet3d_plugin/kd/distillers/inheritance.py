@@ -27,7 +27,7 @@ def check_inherit(prefixes: Sequence[str] | None) -> tuple[str, ...]:
 
     Raises:
         TypeError: not a list of strings (e.g. a single string).
-        ValueError: an empty path, or one prefix inside another.
+        ValueError: an empty path, a path listed twice, or one path inside another.
     """
     if prefixes is None:
         return ()
@@ -37,6 +37,9 @@ def check_inherit(prefixes: Sequence[str] | None) -> tuple[str, ...]:
     if any(not p for p in prefixes):
         raise ValueError("HarmoDistiller.inherit: an empty module path would copy the whole "
                          "student; name the parts, e.g. ['pts_bbox_head']")
+    repeated = sorted({p for p in prefixes if prefixes.count(p) > 1})
+    if repeated:
+        raise ValueError(f"HarmoDistiller.inherit: {repeated} listed more than once; list each part once")
     nested = [(a, b) for a in prefixes for b in prefixes if a != b and b.startswith(a + ".")]
     if nested:
         raise ValueError(f"HarmoDistiller.inherit: {nested[0][1]!r} is inside {nested[0][0]!r}; "
