@@ -28,15 +28,34 @@ def _pair() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.tensor(STUDENT).view(1, 1, 2, 2), torch.tensor(TEACHER).view(1, 1, 2, 2)
 
 
-@pytest.mark.parametrize("progress", [0.0, 1.0])
-def test_value_matches_hand_computation(progress: float) -> None:
-    tau, reverse, weight = 2.0, 7.0, 0.1
+@pytest.mark.parametrize("schedule", ["released", "reverse", "none"])
+@pytest.mark.parametrize("progress", [0.0, 0.5, 1.0])
+def test_value_matches_hand_computation(progress: float, schedule: str) -> None:
+    tau, r, weight = 2.0, 7.0, 0.1
     p_s, p_t = _softmax(STUDENT, tau), _softmax(TEACHER, tau)
-    # N = C = 1: forward KL at progress 0, weighted reverse KL at progress 1.
-    kl = _kl(p_t, p_s) if progress == 0.0 else reverse * _kl(p_s, p_t)
-    expected = weight * kl * tau**2
-    loss = BalancedKLLoss(tau=tau, reverse_weight=reverse, loss_weight=weight)(*_pair(), progress=progress)
-    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    forward, reverse = _kl(p_t, p_s), _kl(p_s, p_t)
+    # N = C = 1. The released HarmoDistill loss puts r on both scheduled terms.
+    expected_kl = {
+        "released": r * ((1 - progress) * forward + progress * reverse),
+        "reverse": (1 - progress) * forward + progress * r * reverse,
+        "none": forward + r * reverse,
+    }[schedule]
+    loss = BalancedKLLoss(tau=tau, reverse_weight=r, loss_weight=weight, schedule=schedule)
+    assert loss(*_pair(), progress=progress).item() == pytest.approx(weight * expected_kl * tau**2, rel=1e-5)
+
+
+def test_released_default_is_r_times_the_reverse_only_variant_at_the_start() -> None:
+    student, teacher = torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4)
+    released = BalancedKLLoss()(student, teacher, progress=0.0)
+    reverse_only = BalancedKLLoss(schedule="reverse")(student, teacher, progress=0.0)
+    assert (released / reverse_only).item() == pytest.approx(7.0, rel=1e-5)
+    end = [BalancedKLLoss(schedule=s)(student, teacher, progress=1.0) for s in ("released", "reverse")]
+    torch.testing.assert_close(end[0], end[1])
+
+
+def test_unknown_schedule_is_refused() -> None:
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        BalancedKLLoss(schedule="forward")
 
 
 def test_progress_interpolates_linearly() -> None:
@@ -50,7 +69,7 @@ def test_progress_interpolates_linearly() -> None:
 def test_teacher_tau_is_applied_to_the_teacher() -> None:
     tau, teacher_tau = 2.0, 0.5
     p_s, p_t = _softmax(STUDENT, tau), _softmax(TEACHER, teacher_tau)
-    expected = 0.1 * _kl(p_t, p_s) * tau**2
+    expected = 0.1 * 7.0 * _kl(p_t, p_s) * tau**2
     sharp = BalancedKLLoss(tau=tau, teacher_tau=teacher_tau)(*_pair(), progress=0.0)
     same = BalancedKLLoss(tau=tau)(*_pair(), progress=0.0)
     explicit_same = BalancedKLLoss(tau=tau, teacher_tau=tau)(*_pair(), progress=0.0)

@@ -2,16 +2,23 @@
 
 As in channel-wise distillation, each channel becomes a distribution over its ``H * W``
 positions. The loss moves from the forward KL (mean-seeking: cover all of the teacher's
-mass) at the start of training to a weighted reverse KL (mode-seeking: put mass where the
-teacher is confident) at the end::
+mass) at the start of training to the reverse KL (mode-seeking: put mass where the teacher
+is confident) at the end. ``schedule`` selects how the reverse weight ``r`` enters::
 
-    L = w * [a * KL(p_T ‖ p_S) + (1 - a) * r * KL(p_S ‖ p_T)] * tau^2 / (N * C)
+    'released'  L = w * r * [a * KL(p_T ‖ p_S) + (1 - a) * KL(p_S ‖ p_T)] * tau^2 / (N * C)
+    'reverse'   L = w * [a * KL(p_T ‖ p_S) + (1 - a) * r * KL(p_S ‖ p_T)] * tau^2 / (N * C)
+    'none'      L = w * [KL(p_T ‖ p_S) + r * KL(p_S ‖ p_T)] * tau^2 / (N * C)
+
     a = 1 - progress
     p_S[n, c] = softmax(S[n, c].flatten() / tau)
     p_T[n, c] = softmax(T[n, c].flatten() / teacher_tau)
 
-``progress`` goes from 0 to 1 over training (``iter / max_iters``) and is passed by the
-distiller. Unlike the upstream implementation, ``teacher_tau`` really is the teacher's
+``'released'`` (the default) is the released HarmoDistill loss with its ``update_by_iter=True``
+schedule, which multiplies **both** terms by ``r``; ``'none'`` is the same loss without the
+schedule (``update_by_iter=False``); ``'reverse'`` is this project's earlier reading, with
+``r`` on the reverse term only (its forward phase is ``r`` times weaker than the released
+recipe). ``progress`` goes from 0 to 1 over training (``iter / max_iters``) and is passed by
+the distiller. Unlike the upstream implementation, ``teacher_tau`` really is the teacher's
 temperature (upstream silently used ``tau`` for both); it defaults to ``tau``.
 """
 from __future__ import annotations
@@ -29,6 +36,8 @@ from projects.mmdet3d_plugin.kd.losses.feature_utils import (
 )
 from projects.mmdet3d_plugin.registry import MODELS
 
+SCHEDULES = ("released", "reverse", "none")
+
 
 @MODELS.register_module()
 class BalancedKLLoss(nn.Module):
@@ -39,9 +48,11 @@ class BalancedKLLoss(nn.Module):
         teacher_tau: the teacher's softmax temperature; ``None`` uses ``tau``. With
             ``teacher_tau != tau`` the minimum (0) is at ``S / tau == T / teacher_tau``
             (up to a per-channel constant), not at ``S == T``.
-        reverse_weight: ``r``, the weight of the reverse KL.
+        reverse_weight: ``r`` (see ``schedule``).
         loss_weight: ``w``, factor on the loss (0.1 in the released config; 0.01 for the
             last FPN level).
+        schedule: ``'released'``, ``'reverse'`` or ``'none'``: how the progress and ``r``
+            combine the two KL terms (module docstring).
     """
 
     def __init__(
@@ -50,6 +61,7 @@ class BalancedKLLoss(nn.Module):
         teacher_tau: Optional[float] = None,
         reverse_weight: float = 7.0,
         loss_weight: float = 0.1,
+        schedule: str = "released",
     ) -> None:
         super().__init__()
         name = type(self).__name__
@@ -59,6 +71,9 @@ class BalancedKLLoss(nn.Module):
         )
         self.reverse_weight = check_non_negative(reverse_weight, "reverse_weight", name)
         self.loss_weight = check_non_negative(loss_weight, "loss_weight", name)
+        if schedule not in SCHEDULES:
+            raise ValueError(f"{name}: schedule must be one of {SCHEDULES}, got {schedule!r}")
+        self.schedule = schedule
 
     def forward(self, student: Tensor, teacher: Tensor, progress: float = 0.0) -> Tensor:
         """Weighted balanced KL loss.
@@ -66,8 +81,8 @@ class BalancedKLLoss(nn.Module):
         Args:
             student: ``(N, C, H, W)`` student feature map (``N = B * cameras``).
             teacher: ``(N, C, H_t, W_t)`` teacher map; detached, resized to ``(H, W)``.
-            progress: training progress in ``[0, 1]``; 0 gives the pure forward KL, 1 the
-                pure (weighted) reverse KL.
+            progress: training progress in ``[0, 1]``; with a scheduled loss 0 gives the
+                forward KL, 1 the reverse KL (ignored by ``schedule='none'``).
 
         Returns:
             Scalar loss, already multiplied by ``loss_weight``.
@@ -79,14 +94,23 @@ class BalancedKLLoss(nn.Module):
         num, channels = student.shape[:2]
         log_p_s = spatial_log_softmax(student, self.tau)
         log_p_t = spatial_log_softmax(teacher, self.teacher_tau)
-        forward_weight = 1.0 - progress
-        loss = forward_weight * kl_divergence_sum(log_p_t, log_p_s)
-        loss = loss + progress * self.reverse_weight * kl_divergence_sum(log_p_s, log_p_t)
+        forward_kl, reverse_kl = self._term_weights(progress)
+        loss = forward_kl * kl_divergence_sum(log_p_t, log_p_s) + reverse_kl * kl_divergence_sum(log_p_s, log_p_t)
         return self.loss_weight * loss * self.tau**2 / (num * channels)
+
+    def _term_weights(self, progress: float) -> tuple[float, float]:
+        """Factors of ``KL(p_T ‖ p_S)`` and ``KL(p_S ‖ p_T)`` at ``progress``."""
+        reverse = self.reverse_weight
+        if self.schedule == "released":
+            return reverse * (1.0 - progress), reverse * progress
+        if self.schedule == "reverse":
+            return 1.0 - progress, reverse * progress
+        return 1.0, reverse
 
     def extra_repr(self) -> str:
         """Constructor arguments, shown by ``print(module)``."""
         return (
             f"tau={self.tau}, teacher_tau={self.teacher_tau}, "
-            f"reverse_weight={self.reverse_weight}, loss_weight={self.loss_weight}"
+            f"reverse_weight={self.reverse_weight}, loss_weight={self.loss_weight}, "
+            f"schedule={self.schedule!r}"
         )
