@@ -52,3 +52,24 @@ def test_mismatches_are_errors_naming_shapes() -> None:
 
 def test_built_from_config() -> None:
     assert MODELS.build(dict(type="FitNetsLoss", loss_weight=3.0)).loss_weight == 3.0
+
+
+def test_num_queries_drops_the_students_leading_dn_queries() -> None:
+    teacher = torch.randn(2, 6, 8)
+    dn = torch.randn(2, 4, 8) * 10
+    student = torch.cat([dn, teacher.clone()], dim=1).requires_grad_()
+    loss = FitNetsLoss(num_queries=6)(student, teacher)
+    assert loss.item() == pytest.approx(0.0, abs=1e-7)
+    shifted = torch.cat([dn, teacher + 1.0], dim=1)
+    assert FitNetsLoss(num_queries=6)(shifted, teacher).item() == pytest.approx(1.0, rel=1e-5)
+    with pytest.raises(ValueError, match="shape"):
+        FitNetsLoss()(student, teacher)
+
+
+def test_num_queries_is_checked() -> None:
+    with pytest.raises(ValueError, match="num_queries"):
+        FitNetsLoss(num_queries=0)
+    with pytest.raises(ValueError, match="query tokens"):
+        FitNetsLoss(num_queries=4)(torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4))
+    with pytest.raises(ValueError, match="fewer than"):
+        FitNetsLoss(num_queries=9)(torch.randn(2, 8, 4), torch.randn(2, 8, 4))

@@ -6,13 +6,18 @@ channels by a distiller adapter when they differ) and the teacher's::
     L = w * mean((S - T)^2)
 
 It takes feature maps ``(N, C, H, W)`` (the teacher is resized bilinearly to the student's
-``H, W``) and token tensors such as decoder queries ``(B, Q, C)`` (shapes must match).
+``H, W``) and token tensors such as decoder queries ``(B, Q, C)`` (shapes must match). In
+training the student's query tensors start with its denoising (DN) queries, which the teacher
+(in eval) has not: ``num_queries=Q`` keeps the last ``Q`` queries of both sides.
 """
 from __future__ import annotations
+
+from typing import Optional
 
 from torch import Tensor, nn
 
 from projects.mmdet3d_plugin.kd.losses.feature_utils import check_non_negative, prepare_feature_pair
+from projects.mmdet3d_plugin.kd.losses.query_matching import take_last_queries
 from projects.mmdet3d_plugin.registry import MODELS
 
 
@@ -22,24 +27,39 @@ class FitNetsLoss(nn.Module):
 
     Args:
         loss_weight: factor on the mean squared error.
+        num_queries: for query tokens ``(B, Q, C)``: keep the last ``num_queries`` queries of
+            the student and of the teacher (drops the student's DN queries); None keeps all.
+            Must be None for feature maps.
     """
 
-    def __init__(self, loss_weight: float = 1.0) -> None:
+    def __init__(self, loss_weight: float = 1.0, num_queries: Optional[int] = None) -> None:
         super().__init__()
-        self.loss_weight = check_non_negative(loss_weight, "loss_weight", type(self).__name__)
+        name = type(self).__name__
+        self.loss_weight = check_non_negative(loss_weight, "loss_weight", name)
+        if num_queries is not None and (isinstance(num_queries, bool) or int(num_queries) != num_queries
+                                        or num_queries <= 0):
+            raise ValueError(f"{name}: num_queries must be None or a positive int, got {num_queries!r}")
+        self.num_queries = num_queries
 
     def forward(self, student: Tensor, teacher: Tensor) -> Tensor:
         """Weighted MSE.
 
         Args:
             student: ``(N, C, H, W)`` feature map or ``(B, Q, C)`` / ``(B, C)`` tokens.
-            teacher: same shape as the student, except that a feature map's ``H, W`` may
-                differ (it is then resized to the student's); detached inside.
+            teacher: same shape as the student (after ``num_queries`` for tokens), except
+                that a feature map's ``H, W`` may differ (it is then resized to the
+                student's); detached inside.
 
         Returns:
             Scalar loss, already multiplied by ``loss_weight``; 0 for identical inputs.
         """
         name = type(self).__name__
+        if self.num_queries is not None:
+            if student.dim() != 3:
+                raise ValueError(f"{name}: num_queries applies to query tokens (B, Q, C), got a "
+                                 f"student of shape {tuple(student.shape)}")
+            student = take_last_queries(student, self.num_queries, "student")
+            teacher = take_last_queries(teacher, self.num_queries, "teacher")
         if student.dim() == 4:
             student, teacher = prepare_feature_pair(student, teacher, name)
         elif student.dim() in (2, 3) and student.shape == teacher.shape:
@@ -54,4 +74,4 @@ class FitNetsLoss(nn.Module):
 
     def extra_repr(self) -> str:
         """Constructor arguments, shown by ``print(module)``."""
-        return f"loss_weight={self.loss_weight}"
+        return f"loss_weight={self.loss_weight}, num_queries={self.num_queries}"
