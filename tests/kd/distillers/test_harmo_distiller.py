@@ -113,6 +113,19 @@ def test_pseudo_labels_and_batch_sources_reach_the_student_side(build_distiller,
     assert len(boxes) == 2 and all(b.shape == (3, 9) and not b.requires_grad for b in boxes)
 
 
+def test_pseudo_labels_drop_non_finite_and_empty_teacher_boxes(build_distiller, tiny) -> None:
+    distiller = build_distiller(pseudo_label_cfg=dict(score_thr=0.5, max_num=10))
+    boxes = torch.tensor([[1.0, 2.0, 0.0, 4.0, 2.0, 1.5, 0.1, 0.0, 0.0],
+                          [float("nan"), 0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0],
+                          [3.0, 1.0, 0.0, 0.0, 2.0, 1.5, 0.0, 0.0, 0.0],
+                          [5.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0]])
+    prediction = dict(boxes_3d=boxes, scores_3d=torch.tensor([0.6, 0.9, 0.8, 0.7]),
+                      labels_3d=torch.tensor([0, 1, 2, 3]))
+    batch = distiller._student_batch(tiny.batch(batch=1), [prediction])
+    assert batch["pseudo_labels_3d"][0].tolist() == [3, 0]
+    torch.testing.assert_close(batch["pseudo_bboxes_3d"][0], boxes[[3, 0]])
+
+
 def test_adapter_projects_the_student_and_trains(teacher_ckpt, tiny, tmp_path) -> None:
     distiller = MODELS.build(dict(
         type="HarmoDistiller", teacher_cfg=tiny.raydn(), teacher_ckpt=str(teacher_ckpt),

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from projects.mmdet3d_plugin.kd.distillers.teacher_inputs import GT_KEYS, pseudo_labels, teacher_batch
+from projects.mmdet3d_plugin.kd.distillers.teacher_inputs import GT_KEYS, teacher_batch
 
 
 def _project(lidar2img: torch.Tensor, point: torch.Tensor) -> torch.Tensor:
@@ -34,12 +34,3 @@ def test_same_size_keeps_the_images_and_drops_only_the_ground_truth(tiny) -> Non
     out = teacher_batch(batch, None)
     assert out["img"] is batch["img"] and out["lidar2img"] is batch["lidar2img"]
     assert set(out) == set(batch) - set(GT_KEYS)
-
-
-def test_pseudo_labels_keep_confident_boxes_best_first() -> None:
-    preds = [dict(boxes_3d=torch.arange(36.0).reshape(4, 9), scores_3d=torch.tensor([0.3, 0.9, 0.5, 0.7]),
-                  labels_3d=torch.tensor([0, 1, 2, 3])),
-             dict(boxes_3d=torch.zeros(0, 9), scores_3d=torch.zeros(0), labels_3d=torch.zeros(0, dtype=torch.long))]
-    boxes, labels = pseudo_labels(preds, score_thr=0.4, max_num=2)
-    assert labels[0].tolist() == [1, 3] and torch.equal(boxes[0], preds[0]["boxes_3d"][[1, 3]])
-    assert boxes[1].shape == (0, 9) and labels[1].dtype == torch.long

@@ -29,7 +29,8 @@ from .inheritance import check_inherit, inherit_from_teacher
 from .loss_specs import (BATCH_PREFIX, LossSpec, build_loss_spec, check_all_used, select_enabled,
                          split_loss_config)
 from .teacher_checkpoint import load_teacher_weights, require_teacher_checkpoint
-from .teacher_inputs import check_input_size, check_pseudo_label_cfg, pseudo_labels, teacher_batch
+from ..losses.pseudo_labels import build_pseudo_labeler
+from .teacher_inputs import check_input_size, teacher_batch
 
 _MODES = ("loss", "predict")
 
@@ -53,8 +54,9 @@ class HarmoDistiller(nn.Module):
         teacher_input_size: ``None`` (the teacher sees the student's images) or ``(H, W)``:
             the teacher's images are resized and its camera matrices follow.
         pseudo_label_cfg: ``None`` or ``dict(score_thr=..., max_num=...)``: the teacher's
-            confident predictions are added to the student's batch as ``pseudo_bboxes_3d``
-            and ``pseudo_labels_3d`` (lists of B tensors).
+            confident, finite, positive-size predictions (:class:`PseudoLabeler`) are added to
+            the student's batch as ``pseudo_bboxes_3d`` and ``pseudo_labels_3d`` (lists of B
+            tensors).
         student_cfg_options: ``--cfg-options``-style overrides of the student config file,
             e.g. to derive an R18 student from an R50 config.
         enabled_losses: ``None`` (all) or the names of the ``distill_losses`` to use; the
@@ -82,7 +84,7 @@ class HarmoDistiller(nn.Module):
         teacher_source = str(teacher_cfg) if isinstance(teacher_cfg, (str, Path)) else "<teacher model dict>"
         ckpt_path = require_teacher_checkpoint(teacher_ckpt, teacher_source)
         self.teacher_input_size = check_input_size(teacher_input_size)
-        self.pseudo_label_cfg = check_pseudo_label_cfg(pseudo_label_cfg)
+        self.pseudo_labeler = build_pseudo_labeler(pseudo_label_cfg)
         t_cfg = load_detector_config(teacher_cfg, "teacher")
         s_cfg = load_detector_config(student_cfg, "student", student_cfg_options)
         self.student = MODELS.build(s_cfg.model)
@@ -180,8 +182,8 @@ class HarmoDistiller(nn.Module):
     def _student_batch(self, batch: Mapping[str, Any], predictions: list[dict[str, Tensor]]) -> dict[str, Any]:
         """The batch, plus the teacher's pseudo labels when configured."""
         out = dict(batch)
-        if self.pseudo_label_cfg is not None:
-            out["pseudo_bboxes_3d"], out["pseudo_labels_3d"] = pseudo_labels(predictions, **self.pseudo_label_cfg)
+        if self.pseudo_labeler is not None:
+            out["pseudo_bboxes_3d"], out["pseudo_labels_3d"] = self.pseudo_labeler(predictions)
         return out
 
     def _distillation_losses(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:

@@ -1,12 +1,12 @@
-"""What the teacher sees of a batch, and what the student gets back from the teacher.
+"""What the teacher sees of a batch.
 
 The teacher runs in ``predict`` mode on the student's batch without its ground truth. With
 ``teacher_input_size=(H_t, W_t)`` its images are resized (bilinear) and everything that
 refers to pixels follows: ``lidar2img`` and ``intrinsics`` are left-multiplied by
 ``diag(W_t / W, H_t / H, 1, 1)`` (so ``[u·d, v·d, d, 1] = lidar2img @ [x, y, z, 1]`` still
 holds for the resized pixels, docs/data_contract.md), and ``img_shape`` / ``pad_shape`` are
-scaled. Pseudo labels are the teacher's confident predictions, added to the student's batch
-as ``pseudo_bboxes_3d`` / ``pseudo_labels_3d``.
+scaled. (What the student gets back, the teacher's pseudo labels, is
+:class:`~..losses.pseudo_labels.PseudoLabeler`'s.)
 """
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ from torch import Tensor
 GT_KEYS = ("gt_bboxes_3d", "gt_labels_3d", "gt_bboxes", "gt_labels", "centers2d", "depths")
 #: Camera matrices whose rows 0 and 1 are in pixels.
 PIXEL_MATRIX_KEYS = ("lidar2img", "intrinsics")
-PSEUDO_LABEL_KEYS = ("score_thr", "max_num")
 
 
 def check_input_size(value: Optional[Sequence[int]]) -> Optional[tuple[int, int]]:
@@ -31,20 +30,6 @@ def check_input_size(value: Optional[Sequence[int]]) -> Optional[tuple[int, int]
     if len(value) != 2 or any(int(v) != v or int(v) <= 0 for v in value):
         raise ValueError(f"teacher_input_size must be None or (H, W) positive ints, got {value!r}")
     return int(value[0]), int(value[1])
-
-
-def check_pseudo_label_cfg(cfg: Optional[Mapping[str, Any]]) -> Optional[dict]:
-    """``None`` or ``dict(score_thr=float in [0, 1], max_num=positive int)``."""
-    if cfg is None:
-        return None
-    unknown = sorted(set(cfg) - set(PSEUDO_LABEL_KEYS))
-    missing = sorted(set(PSEUDO_LABEL_KEYS) - set(cfg))
-    if unknown or missing:
-        raise KeyError(f"pseudo_label_cfg takes exactly {list(PSEUDO_LABEL_KEYS)}; "
-                       f"unknown {unknown}, missing {missing}")
-    if not 0.0 <= float(cfg["score_thr"]) <= 1.0 or int(cfg["max_num"]) <= 0:
-        raise ValueError(f"pseudo_label_cfg needs 0 <= score_thr <= 1 and max_num > 0, got {dict(cfg)}")
-    return dict(score_thr=float(cfg["score_thr"]), max_num=int(cfg["max_num"]))
 
 
 def pixel_scale_matrix(scale_x: float, scale_y: float, like: Tensor) -> Tensor:
@@ -84,25 +69,3 @@ def teacher_batch(batch: Mapping[str, Any], size: Optional[tuple[int, int]]) -> 
     if "pad_shape" in batch:
         out["pad_shape"] = [tuple(size)] * len(batch["pad_shape"])
     return out
-
-
-def pseudo_labels(predictions: Sequence[Mapping[str, Tensor]], score_thr: float, max_num: int
-                  ) -> tuple[list[Tensor], list[Tensor]]:
-    """The teacher's confident boxes per sample.
-
-    Args:
-        predictions: B dicts ``boxes_3d (K, 9)``, ``scores_3d (K,)``, ``labels_3d (K,)``.
-        score_thr: keep boxes scoring at least this.
-        max_num: keep at most this many per sample (highest scores first).
-
-    Returns:
-        ``(boxes, labels)``: B tensors ``(M_b, 9)`` and B int64 tensors ``(M_b,)``, detached.
-    """
-    boxes, labels = [], []
-    for pred in predictions:
-        scores = pred["scores_3d"].detach()
-        keep = torch.nonzero(scores >= score_thr).flatten()
-        keep = keep[scores[keep].argsort(descending=True)[:max_num]]
-        boxes.append(pred["boxes_3d"].detach()[keep])
-        labels.append(pred["labels_3d"].detach()[keep].long())
-    return boxes, labels

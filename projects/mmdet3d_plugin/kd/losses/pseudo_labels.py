@@ -15,7 +15,9 @@ upstream); it is a second noisy copy of the same target, not a conflicting one.
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+import difflib
+import inspect
+from typing import Any, Mapping, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -82,3 +84,19 @@ class PseudoLabeler:
             boxes.append(sample_boxes)
             labels.append(sample_labels)
         return boxes, labels
+
+
+def build_pseudo_labeler(cfg: Optional[Mapping[str, Any]]) -> Optional[PseudoLabeler]:
+    """A :class:`PseudoLabeler` from a distiller's ``pseudo_label_cfg`` (None: no pseudo labels).
+
+    Raises:
+        KeyError: a key that is not an argument of :class:`PseudoLabeler` (with close matches).
+    """
+    if cfg is None:
+        return None
+    accepted = [name for name in inspect.signature(PseudoLabeler).parameters]
+    unknown = {key: difflib.get_close_matches(key, accepted, n=1) for key in cfg if key not in accepted}
+    if unknown:
+        raise KeyError(f"pseudo_label_cfg: unknown keys {sorted(unknown)} (close matches: {unknown}); "
+                       f"it takes {accepted}")
+    return PseudoLabeler(**dict(cfg))
