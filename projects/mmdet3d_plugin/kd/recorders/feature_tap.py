@@ -99,8 +99,8 @@ class FeatureTap:
         """Hand out the recorded value once; the tap keeps no reference to it.
 
         Raises:
-            RuntimeError: the window is closed, the value was already handed out, or the
-                module did not run ``call + 1`` times in this window.
+            RuntimeError: the window is closed, the value was already handed out, the
+                module did not run ``call + 1`` times in this window, or it recorded None.
         """
         if not self._open:
             raise RuntimeError(f"tap '{self.name}' ({self.path}) is not recording; pop it inside "
@@ -113,6 +113,11 @@ class FeatureTap:
                 f"tap '{self.name}' recorded nothing: module '{self.path}' ran {self._calls} "
                 f"time(s) in this step, call index {self.call} was asked for (does the module run "
                 f"in this mode, e.g. a 2D head that runs only in training?)")
+        if self._value is None:
+            raise RuntimeError(
+                f"tap '{self.name}' recorded None from module '{self.path}' ({self.io}, index "
+                f"{self.index!r}): that module returns nothing there in this mode (an attention map "
+                "is returned only when the tap sets need_weights=True)")
         value, self._value, self._handed_out = self._value, _NOTHING, True
         return value
 

@@ -7,7 +7,15 @@ Taps are declared in a config by name::
         t_fpn_0=dict(model='teacher', path='img_neck.fpn_convs.0.conv'),
         s_dec_1=dict(model='student', path='pts_bbox_head.transformer.decoder.layers.1',
                      io='output', call=0, index=None),
+        s_attn_5=dict(model='student', path='pts_bbox_head.transformer.decoder.layers.5.attentions.1.attn',
+                      index=1, need_weights=True),
     )
+
+``need_weights=True`` switches on the attention map of the tapped attention: the nearest
+module on the path (the tapped module or one above it) with a ``need_weights`` attribute
+(``MultiheadAttention`` and its flash variant) gets ``need_weights = True`` for as long as
+the taps are installed, so its inner ``attn`` returns ``(out, map)`` instead of
+``(out, None)``; :meth:`TapManager.remove` switches it back.
 
 The manager resolves every path when it is built (a wrong path fails there, with close
 matches among the model's ``named_modules()``), registers one forward hook per tap and keeps
@@ -26,7 +34,8 @@ from torch import nn
 
 from .feature_tap import TAP_IO, FeatureTap
 
-TAP_KEYS = ("model", "path", "io", "call", "index")
+TAP_KEYS = ("model", "path", "io", "call", "index", "need_weights")
+WEIGHTS_SWITCH = "need_weights"
 
 
 def resolve_module(root: nn.Module, path: str, owner: str) -> nn.Module:
@@ -64,6 +73,25 @@ def _check_spec(name: str, spec: Mapping[str, Any], models: Mapping[str, nn.Modu
         raise KeyError(f"tap '{name}': model must be one of {sorted(models)}, got {spec['model']!r}")
     if spec.get("io", "output") not in TAP_IO:
         raise ValueError(f"tap '{name}': io must be one of {TAP_IO}, got {spec['io']!r}")
+    if not isinstance(spec.get(WEIGHTS_SWITCH, False), bool):
+        raise ValueError(f"tap '{name}': {WEIGHTS_SWITCH} must be True or False, got {spec[WEIGHTS_SWITCH]!r}")
+
+
+def weights_switch(root: nn.Module, path: str, owner: str) -> nn.Module:
+    """The nearest module at ``path`` or above it that has a ``need_weights`` attribute.
+
+    Raises:
+        KeyError: no module on the path has one (it cannot return an attention map).
+    """
+    modules = dict(root.named_modules())
+    parts = path.split(".")
+    for end in range(len(parts), 0, -1):
+        candidate = modules.get(".".join(parts[:end]))
+        if candidate is not None and isinstance(getattr(candidate, WEIGHTS_SWITCH, None), bool):
+            return candidate
+    raise KeyError(f"{owner}: {WEIGHTS_SWITCH}=True, but neither '{path}' nor a module above it has a "
+                   f"'{WEIGHTS_SWITCH}' switch; tap the inner 'attn' of a MultiheadAttention, e.g. "
+                   "'pts_bbox_head.transformer.decoder.layers.5.attentions.1.attn' with index=1")
 
 
 class TapManager:
@@ -71,19 +99,25 @@ class TapManager:
 
     Args:
         models: the models taps may name, e.g. ``{'student': student, 'teacher': teacher}``.
-        taps: tap name → ``dict(model=..., path=..., io='output', call=0, index=None)``
-            (see :class:`FeatureTap`).
+        taps: tap name → ``dict(model=..., path=..., io='output', call=0, index=None,
+            need_weights=False)`` (see :class:`FeatureTap` and the module docstring).
 
     Every spec is checked before any hook is registered, so a bad declaration leaves no
     hook behind.
     """
 
     def __init__(self, models: Mapping[str, nn.Module], taps: Mapping[str, Mapping[str, Any]]) -> None:
-        resolved = {}
+        resolved, switches = {}, {}
         for name, spec in taps.items():
             _check_spec(name, spec, models)
             owner = f"tap '{name}' ({spec['model']})"
             resolved[name] = (resolve_module(models[spec["model"]], spec["path"], owner), dict(spec))
+            if spec.get(WEIGHTS_SWITCH, False):
+                switch = weights_switch(models[spec["model"]], spec["path"], owner)
+                switches[id(switch)] = switch
+        self._switched = {key: (module, getattr(module, WEIGHTS_SWITCH)) for key, module in switches.items()}
+        for module, _ in self._switched.values():
+            setattr(module, WEIGHTS_SWITCH, True)
         self._taps: dict[str, FeatureTap] = {}
         for name, (module, spec) in resolved.items():
             self._taps[name] = FeatureTap(
@@ -138,8 +172,11 @@ class TapManager:
         return self.tap(name).pop()
 
     def remove(self) -> None:
-        """Remove every hook; the manager holds no taps afterwards."""
+        """Remove every hook and restore the attention switches; the manager holds no taps
+        afterwards."""
         for tap in self._taps.values():
             tap.remove()
-        self._taps = {}
+        for module, before in self._switched.values():
+            setattr(module, WEIGHTS_SWITCH, before)
+        self._taps, self._switched = {}, {}
         self._removed = True
