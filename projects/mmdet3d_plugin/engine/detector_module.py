@@ -120,13 +120,15 @@ class DetectorModule(L.LightningModule):
         self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
         gradient_clip_algorithm: str | None = None,
     ) -> None:
-        """Clip by the config's ``grad_clip`` (max_norm, norm_type) after AMP unscaling."""
+        """Clip by the config's ``grad_clip`` (max_norm, norm_type) after AMP unscaling; the
+        norm before clipping is logged as ``train/grad_norm``."""
         if self.runtime.grad_clip_max_norm is None:
             return
         params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        torch.nn.utils.clip_grad_norm_(
+        norm = torch.nn.utils.clip_grad_norm_(
             params, self.runtime.grad_clip_max_norm, norm_type=self.runtime.grad_clip_norm_type
         )
+        self.log("train/grad_norm", norm.detach(), batch_size=1)
 
     def on_validation_epoch_start(self) -> None:
         self._stashed_temporal = self._temporal_state()

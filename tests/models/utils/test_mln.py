@@ -1,6 +1,7 @@
 """MLN and SELayer_Linear: upstream parameter names, identity init, modulation values."""
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -50,3 +51,15 @@ def test_se_layer_linear():
     gate = torch.sigmoid(se.conv_expand(F.relu(se.conv_reduce(x_se))))
     assert torch.allclose(se(x, x_se), x * gate, atol=1e-6)
     assert isinstance(SELayer_Linear(4, act_layer=nn.GELU).act1, nn.GELU)
+
+
+def test_beta_bias_std_starts_a_shared_shift_and_is_validated():
+    torch.manual_seed(0)
+    plain, shifted = MLN(6, f_dim=32), MLN(6, f_dim=32, beta_bias_std=0.1)
+    assert torch.count_nonzero(plain.beta.bias) == 0
+    assert 0.05 < float(shifted.beta.bias.std()) < 0.2
+    x, c = torch.zeros(3, 32), torch.randn(3, 6)
+    torch.testing.assert_close(shifted(x, c), shifted.beta.bias.detach().expand(3, -1))
+    assert set(plain.state_dict()) == set(shifted.state_dict())
+    with pytest.raises(ValueError, match="beta_bias_std"):
+        MLN(6, beta_bias_std=-1.0)

@@ -34,7 +34,7 @@ from .query_branches import build_cls_branch, build_reg_branch, check_tied_copie
 from .raydn_losses import build_raydn_losses, raydn_losses
 from .saved_constants import FixedEmbedding, check_loaded_constants
 from .streampetr_head import dn_ground_truth
-from .temporal_query_head import TemporalQueryHead
+from .temporal_query_head import CONTENT_SHIFT_STD, TemporalQueryHead
 
 _CAMERA_DIMS = 14  # fx / 1e3, fy / 1e3 and the 12 entries of extrinsics[:3, :4]
 _EGO_MOTION_DIMS = 180  # nerf encoding (6 frequencies, sin + cos) of velo 2 + dt 1 + pose 12
@@ -173,7 +173,7 @@ class RayDNHead(TemporalQueryHead):
         self.time_embedding = nn.Sequential(nn.Linear(dims, dims), nn.LayerNorm(dims))
         if self.with_ego_pos:
             self.ego_pose_pe = MLN(_EGO_MOTION_DIMS, f_dim=dims)
-            self.ego_pose_memory = MLN(_EGO_MOTION_DIMS, f_dim=dims)
+            self.ego_pose_memory = MLN(_EGO_MOTION_DIMS, f_dim=dims, beta_bias_std=CONTENT_SHIFT_STD)
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, local_metadata: dict,
                               strict: bool, missing_keys: list, unexpected_keys: list,

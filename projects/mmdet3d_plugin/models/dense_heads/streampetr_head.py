@@ -28,7 +28,7 @@ from .query_branches import build_cls_branch, build_reg_branch, check_tied_copie
 from .saved_constants import FixedEmbedding, check_loaded_constants
 from .streampetr_losses import (assign_set_targets, denoising_losses, name_layer_losses,
                                 set_prediction_losses)
-from .temporal_query_head import TemporalQueryHead
+from .temporal_query_head import CONTENT_SHIFT_STD, TemporalQueryHead
 
 _EGO_MOTION_DIMS = 180  # nerf encoding (6 frequencies, sin + cos) of velo 2 + dt 1 + pose 12
 _CONE_BIN_FROM_END = 30  # upstream takes coords3d[..., -90:-87]: bin D - 30 of the frustum
@@ -187,7 +187,7 @@ class StreamPETRHead(TemporalQueryHead):
         self.time_embedding = nn.Sequential(nn.Linear(dims, dims), nn.LayerNorm(dims))
         if self.with_ego_pos:
             self.ego_pose_pe = MLN(_EGO_MOTION_DIMS, f_dim=dims)
-            self.ego_pose_memory = MLN(_EGO_MOTION_DIMS, f_dim=dims)
+            self.ego_pose_memory = MLN(_EGO_MOTION_DIMS, f_dim=dims, beta_bias_std=CONTENT_SHIFT_STD)
 
     def _init_probes(self) -> None:
         """Parameter-free identities whose forward hooks record tensors for distillation:

@@ -17,21 +17,29 @@ class MLN(nn.Module):
     """Layer norm whose scale and shift are predicted from a condition vector.
 
     ``out = gamma(c') * LN(x) + beta(c')`` with ``c' = ReLU(Linear(c))``. At
-    initialisation ``gamma`` outputs 1 and ``beta`` 0, so the module starts as a plain,
-    affine-free layer norm.
+    initialisation ``gamma`` outputs 1 and ``beta`` outputs its bias, 0 by default, so the
+    module starts as a plain, affine-free layer norm.
 
     Args:
         c_dim: channels of the condition ``c``.
         f_dim: channels of the features ``x``.
         use_ln: normalise ``x`` before modulation (the layer norm has no parameters either
             way, so the state dict does not depend on it).
+        beta_bias_std: standard deviation of the initial ``beta`` bias (a shift shared by
+            every input); 0 (upstream's initialisation) starts with no shift. An MLN fed
+            inputs without content (all zeros) needs a non-zero shift, see
+            :mod:`..dense_heads.temporal_query_head`.
     """
 
-    def __init__(self, c_dim: int, f_dim: int = 256, use_ln: bool = True) -> None:
+    def __init__(self, c_dim: int, f_dim: int = 256, use_ln: bool = True,
+                 beta_bias_std: float = 0.0) -> None:
         super().__init__()
+        if beta_bias_std < 0:
+            raise ValueError(f"MLN: beta_bias_std must be >= 0, got {beta_bias_std}")
         self.c_dim = c_dim
         self.f_dim = f_dim
         self.use_ln = use_ln
+        self.beta_bias_std = float(beta_bias_std)
         self.reduce = nn.Sequential(nn.Linear(c_dim, f_dim), nn.ReLU())
         self.gamma = nn.Linear(f_dim, f_dim)
         self.beta = nn.Linear(f_dim, f_dim)
@@ -39,11 +47,12 @@ class MLN(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Make the modulation the identity: gamma weight 0 / bias 1, beta weight 0 / bias 0."""
+        """Gamma weight 0 / bias 1, beta weight 0 / bias ``N(0, beta_bias_std²)`` (0 by default):
+        the modulation is the identity, plus a constant shift when ``beta_bias_std > 0``."""
         nn.init.zeros_(self.gamma.weight)
         nn.init.ones_(self.gamma.bias)
         nn.init.zeros_(self.beta.weight)
-        nn.init.zeros_(self.beta.bias)
+        nn.init.normal_(self.beta.bias, std=self.beta_bias_std)
 
     def forward(self, x: Tensor, c: Tensor) -> Tensor:
         """Modulate ``x (..., f_dim)`` by ``c (..., c_dim)``; returns ``(..., f_dim)``."""
