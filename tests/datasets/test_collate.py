@@ -74,3 +74,10 @@ def test_errors() -> None:
     del b["img"]
     with pytest.raises(KeyError, match="img"):
         collate_samples([a, b])
+
+
+def test_gt_labelled_is_stacked_as_bool() -> None:
+    samples = [make_sample(2, (0,) * 6, True, "a"), make_sample(0, (0,) * 6, True, "b")]
+    samples[0]["gt_labelled"], samples[1]["gt_labelled"] = True, torch.tensor(False)
+    batch = collate_samples(samples)
+    assert batch["gt_labelled"].dtype == torch.bool and batch["gt_labelled"].tolist() == [True, False]

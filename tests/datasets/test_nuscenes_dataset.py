@@ -1,6 +1,7 @@
 """CustomNuScenesDataset on the generated world: results dict, segments, filters, compatibility."""
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 from pathlib import Path
@@ -12,6 +13,7 @@ import torch
 from projects.mmdet3d_plugin.core.bbox.box_layout import BOX_DIM, CAMERA_NAMES, NUSCENES_CLASSES, VX, VY
 from projects.mmdet3d_plugin.datasets.camera_boxes import INFO_2D_CATEGORIES
 from projects.mmdet3d_plugin.datasets.collate import collate_samples
+from projects.mmdet3d_plugin.datasets.labelled_subset import labelled_mask
 from projects.mmdet3d_plugin.datasets.nuscenes_dataset import CustomNuScenesDataset, segment_flags
 from projects.mmdet3d_plugin.registry import DATASETS
 
@@ -184,3 +186,77 @@ def test_filter_empty_gt_drops_frames_but_keeps_order(synthetic_world: Path, syn
         ann_file=synthetic_infos["train"], classes=("pedestrian",), filter_empty_gt=True, test_mode=True
     )
     assert len(kept_in_test_mode) == len(infos)
+
+
+# ---------------------------------------------------------------- label-scarce training
+GT_KEYS_2D = ("gt_bboxes", "gt_labels", "centers2d", "depths")
+
+
+def mixed_seed(tokens: list[str]) -> int:
+    """A seed whose 50 % subset of the tokens holds labelled and unlabelled frames."""
+    return next(seed for seed in range(100) if 0 < labelled_mask(tokens, 0.5, seed).sum() < len(tokens))
+
+
+def test_unlabelled_frames_carry_empty_gt_and_the_flag(
+    synthetic_world: Path, synthetic_infos: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    full = CustomNuScenesDataset(ann_file=synthetic_infos["train"], data_root=synthetic_world)
+    seed = mixed_seed(full.sample_tokens)
+    with caplog.at_level(logging.INFO):
+        scarce = CustomNuScenesDataset(ann_file=synthetic_infos["train"], data_root=synthetic_world,
+                                       labelled_fraction=0.5, labelled_seed=seed)
+    assert np.array_equal(scarce.labelled, labelled_mask(full.sample_tokens, 0.5, seed))
+    assert f"{scarce.num_labelled} of 8 training frames labelled" in caplog.text
+    assert full.labelled.all() and full.num_labelled == 8
+    for index in range(len(full)):
+        expected, results = full.get_data_info(index), scarce.get_data_info(index)
+        assert "gt_labelled" not in expected and results["gt_labelled"] is bool(scarce.labelled[index])
+        for key in ("gt_bboxes_3d", "gt_labels_3d", "gt_names"):
+            rows = len(expected[key]) if scarce.labelled[index] else 0
+            assert results[key].shape == (rows,) + expected[key].shape[1:] and results[key].dtype == expected[key].dtype
+            np.testing.assert_array_equal(results[key], expected[key][:rows])
+        for key in GT_KEYS_2D:
+            assert len(results[key]) == 6
+            for got, want in zip(results[key], expected[key]):
+                np.testing.assert_array_equal(got, want if scarce.labelled[index] else want[:0])
+                assert got.shape[1:] == want.shape[1:] and got.dtype == want.dtype
+
+
+def test_label_scarce_pipeline_and_collate(synthetic_world: Path, synthetic_infos: dict[str, Path]) -> None:
+    keys = ["lidar2img", "intrinsics", "extrinsics", "timestamp", "img_timestamp", "ego_pose", "ego_pose_inv"]
+    aug = dict(resize_lim=(0.4, 0.4), final_dim=(96, 160), bot_pct_lim=(0.0, 0.0), rot_lim=(0.0, 0.0),
+               H=225, W=400, rand_flip=False)
+    pipeline = [  # a config's pipeline, unchanged: its Collect3D does not list gt_labelled
+        dict(type="LoadMultiViewImageFromFiles", to_float32=True),
+        dict(type="LoadAnnotations3D", with_bbox_3d=True, with_label_3d=True, with_bbox=True, with_label=True,
+             with_bbox_depth=True),
+        dict(type="ObjectRangeFilter", point_cloud_range=[-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]),
+        dict(type="ObjectNameFilter", classes=NUSCENES_CLASSES),
+        dict(type="ResizeCropFlipRotImage", data_aug_conf=aug, training=False),
+        dict(type="PadMultiViewImage", size_divisor=32),
+        dict(type="PETRFormatBundle3D", class_names=NUSCENES_CLASSES, collect_keys=keys),
+        dict(type="Collect3D", keys=["img", "gt_bboxes_3d", "gt_labels_3d"] + list(GT_KEYS_2D) + keys),
+    ]
+    full = CustomNuScenesDataset(ann_file=synthetic_infos["train"], data_root=synthetic_world, pipeline=pipeline)
+    seed = mixed_seed(full.sample_tokens)
+    scarce = CustomNuScenesDataset(ann_file=synthetic_infos["train"], data_root=synthetic_world, pipeline=pipeline,
+                                   labelled_fraction=0.5, labelled_seed=seed)
+    on, off = int(np.flatnonzero(scarce.labelled)[0]), int(np.flatnonzero(~scarce.labelled)[0])
+    batch = collate_samples([scarce[on], scarce[off]])
+    assert batch["gt_labelled"].dtype == torch.bool and batch["gt_labelled"].tolist() == [True, False]
+    assert "gt_labelled" not in full[on]
+    expected = full[on]
+    assert torch.equal(batch["gt_bboxes_3d"][0], expected["gt_bboxes_3d"]) and len(expected["gt_bboxes_3d"]) > 0
+    assert batch["gt_bboxes_3d"][1].shape == (0, BOX_DIM) and batch["gt_labels_3d"][1].dtype == torch.int64
+    for key, width in zip(GT_KEYS_2D, (4, None, 2, None)):
+        assert all(torch.equal(a, b) for a, b in zip(batch[key][0], expected[key]))
+        assert [t.shape for t in batch[key][1]] == [(0, width) if width else (0,)] * 6
+
+
+def test_labelled_fraction_is_a_training_option(synthetic_world: Path, synthetic_infos: dict[str, Path]) -> None:
+    with pytest.raises(ValueError, match="test_mode dataset"):
+        CustomNuScenesDataset(ann_file=synthetic_infos["val"], test_mode=True, labelled_fraction=0.25)
+    with pytest.raises(ValueError, match="labelled_fraction must be a number in \\(0, 1\\]"):
+        CustomNuScenesDataset(ann_file=synthetic_infos["train"], labelled_fraction=0.0)
+    test_data = CustomNuScenesDataset(ann_file=synthetic_infos["val"], data_root=synthetic_world, test_mode=True)
+    assert "gt_labelled" not in test_data.get_data_info(0)

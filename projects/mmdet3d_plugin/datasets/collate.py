@@ -1,9 +1,9 @@
 """Collation of samples into a batch, as ``docs/data_contract.md`` describes it.
 
 * Fixed-shape tensors (``img``, ``lidar2img``, ``intrinsics``, ``extrinsics``, ``ego_pose``,
-  ``ego_pose_inv``, ``timestamp``, ``prev_exists``, and any other tensor or array key) are
-  stacked with a leading batch dimension B; ``timestamp`` stays float64 and ``prev_exists``
-  bool, also when a sample holds them as plain Python values.
+  ``ego_pose_inv``, ``timestamp``, ``prev_exists``, ``gt_labelled``, and any other tensor or
+  array key) are stacked with a leading batch dimension B; ``timestamp`` stays float64 and
+  ``prev_exists`` / ``gt_labelled`` bool, also when a sample holds them as plain Python values.
 * Variable-length ground truth (``gt_bboxes_3d``, ``gt_labels_3d``, ``gt_names``,
   ``attr_labels``, and the per-camera ``gt_bboxes``, ``gt_labels``, ``centers2d``,
   ``depths``) and every non-tensor value (strings, shapes, lists) become lists of length B.
@@ -28,7 +28,11 @@ VARIABLE_KEYS: frozenset[str] = frozenset(
         "depths",
     }
 )
-SCALAR_DTYPES: dict[str, torch.dtype] = {"timestamp": torch.float64, "prev_exists": torch.bool}
+SCALAR_DTYPES: dict[str, torch.dtype] = {
+    "timestamp": torch.float64,
+    "prev_exists": torch.bool,
+    "gt_labelled": torch.bool,
+}
 
 
 def _stack(key: str, values: list[Any]) -> torch.Tensor:
@@ -59,7 +63,8 @@ def collate_samples(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
     Returns:
         batch dict: e.g. ``img`` (B, N, 3, H, W), ``lidar2img`` (B, N, 4, 4), ``ego_pose``
-        (B, 4, 4), ``timestamp`` (B,) float64, ``prev_exists`` (B,) bool; ``gt_bboxes_3d`` a list
+        (B, 4, 4), ``timestamp`` (B,) float64, ``prev_exists`` (B,) bool (and ``gt_labelled`` (B,)
+        bool in label-scarce training); ``gt_bboxes_3d`` a list
         of B (M_b, 9); ``gt_bboxes`` a list of B lists of N (M_bn, 4); ``sample_idx`` a list of B.
     """
     if len(samples) == 0:

@@ -7,6 +7,7 @@ turns one info into the results dict the pipeline consumes (:meth:`get_data_info
 from __future__ import annotations
 
 import difflib
+import logging
 import math
 import os
 import pickle
@@ -21,7 +22,10 @@ from ..core.bbox.box_layout import CAMERA_NAMES, NUSCENES_CLASSES
 from ..registry import DATASETS
 from .camera_boxes import INFO_2D_CATEGORIES
 from .geometry import intrinsic_matrix, invert_pose, pose_matrix
+from .labelled_subset import check_labelled_options, empty_annotations, labelled_mask
 from .pipelines.compose import Compose
+
+logger = logging.getLogger(__name__)
 
 PER_CAMERA_INFO_KEYS: dict[str, str] = {
     "gt_bboxes": "bboxes2d",
@@ -115,12 +119,19 @@ class CustomNuScenesDataset(Dataset):
             formatting step.
         box_type_3d: only ``'LiDAR'``.
         version: expected nuScenes version of the info file (``None``: not checked).
+        labelled_fraction: label-scarce training: the share of frames, in ``(0, 1]``, that keep
+            their ground truth; the others carry empty annotations and ``gt_labelled=False``
+            (see ``datasets/labelled_subset.py``). Below 1 every sample carries ``gt_labelled``;
+            at 1 (the default) none does. Training only (an error in ``test_mode``).
+        labelled_seed: chooses the labelled subset (with the sample tokens).
 
     Attributes:
         infos: the info dicts in dataset order (scene, then time).
         scene_ids: (N,) int64 scene ordinal of each index.
         flag: (N,) int64 segment id of each index (what the samplers group by);
             ``prev_exists`` is False where it changes.
+        labelled: (N,) bool, the frames that keep their ground truth (all True at fraction 1).
+        num_labelled: ``labelled.sum()``.
     """
 
     def __init__(
@@ -140,9 +151,12 @@ class CustomNuScenesDataset(Dataset):
         collect_keys: Sequence[str] = (),
         box_type_3d: str = "LiDAR",
         version: str | None = None,
+        labelled_fraction: float = 1.0,
+        labelled_seed: int = 0,
     ) -> None:
         super().__init__()
         self._check_options(modality, seq_split_num, queue_length, num_frame_losses, box_type_3d)
+        check_labelled_options(labelled_fraction, labelled_seed, test_mode)
         self.data_root = str(data_root)
         self.classes = tuple(classes)
         self.test_mode = test_mode
@@ -158,6 +172,14 @@ class CustomNuScenesDataset(Dataset):
         changes = np.r_[0, np.cumsum([a != b for a, b in zip(scene_tokens[1:], scene_tokens[:-1])])]
         self.scene_ids = changes[: len(self.infos)].astype(np.int64)
         self.flag = segment_flags(self.scene_ids, seq_split_num if seq_mode else 1)
+        self.labelled_fraction = float(labelled_fraction)
+        self.labelled_seed = int(labelled_seed)
+        self.labelled = labelled_mask(self.sample_tokens, self.labelled_fraction, self.labelled_seed)
+        self.num_labelled = int(self.labelled.sum())
+        if self.labelled_fraction < 1.0:
+            logger.info("CustomNuScenesDataset %s: %d of %d training frames labelled (labelled_fraction=%g, "
+                        "labelled_seed=%d)", ann_file, self.num_labelled, len(self), self.labelled_fraction,
+                        self.labelled_seed)
 
     @staticmethod
     def _check_options(
@@ -209,7 +231,9 @@ class CustomNuScenesDataset(Dataset):
             ``prev_exists``, ``ego_pose`` / ``ego_pose_inv`` (4, 4) float64 LiDAR<->global,
             ``cam_names``, ``img_filename``, ``img_timestamp`` (s), ``lidar2img``,
             ``intrinsics`` and ``extrinsics`` (lists of N (4, 4) float64; extrinsics are
-            LiDAR->camera), and unless ``test_mode`` the annotations of :meth:`get_ann_info`.
+            LiDAR->camera), and unless ``test_mode`` the annotations of :meth:`get_ann_info`
+            (with 0 rows on a frame outside the labelled subset) and, when
+            ``labelled_fraction < 1``, ``gt_labelled`` (bool).
         """
         info = self.infos[index]
         ego_pose = pose_matrix(info["ego2global_rotation"], info["ego2global_translation"]) @ pose_matrix(
@@ -226,7 +250,10 @@ class CustomNuScenesDataset(Dataset):
         }
         results.update(self._camera_inputs(info))
         if not self.test_mode:
-            results.update(self.get_ann_info(index))
+            annotations = self.get_ann_info(index)
+            results.update(annotations if self.labelled[index] else empty_annotations(annotations))
+            if self.labelled_fraction < 1.0:
+                results["gt_labelled"] = bool(self.labelled[index])
         return results
 
     def _camera_inputs(self, info: Mapping[str, Any]) -> dict[str, list]:
@@ -252,6 +279,9 @@ class CustomNuScenesDataset(Dataset):
 
     def get_ann_info(self, index: int) -> dict[str, Any]:
         """Annotations of one index, restricted to ``classes`` (and the valid / point filter).
+
+        These are the info's annotations whether or not the frame is in the labelled subset;
+        :meth:`get_data_info` (what the pipeline sees) empties them for unlabelled frames.
 
         Returns:
             ``gt_bboxes_3d`` (M, 9) float32 box layout (``nan`` velocities set to 0),

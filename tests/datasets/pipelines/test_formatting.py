@@ -99,3 +99,15 @@ def test_missing_and_unknown_keys_raise(rig_results) -> None:
         _format(rig_results(), TRAIN_KEYS + ["depth"])
     with pytest.raises(TypeError):
         PETRFormatBundle3D(class_names=NUSCENES_CLASSES, collect_keys=[], with_labels=True)
+
+
+def test_gt_labelled_is_collected_when_present_without_being_listed(rig_results) -> None:
+    results = rig_results()
+    results["gt_labelled"] = False
+    sample = _format(results, TRAIN_KEYS)
+    assert set(sample) == CONTRACT | {"gt_labelled"}
+    assert sample["gt_labelled"].dtype == torch.bool and sample["gt_labelled"].shape == ()
+    assert sample["gt_labelled"].item() is False
+    assert "gt_labelled" not in _format(rig_results(), TRAIN_KEYS)
+    with pytest.raises(KeyError, match="gt_labelled"):  # listing it makes it required
+        _format(rig_results(), TRAIN_KEYS + ["gt_labelled"])

@@ -161,3 +161,79 @@ def test_bad_mode_and_missing_keys_raise(model) -> None:
     del batch['ego_pose_inv']
     with pytest.raises(KeyError, match="ego_pose_inv"):
         model(batch, mode='predict')
+
+
+# ---------------------------------------------------------------- label-scarce training
+def deterministic_model() -> torch.nn.Module:
+    """The tiny model without dropout and grid mask: its losses depend only on the seed."""
+    cfg = copy.deepcopy(MODEL)
+    cfg['use_grid_mask'] = False
+    layer = cfg['pts_bbox_head']['transformer']['decoder']['transformerlayers']
+    for attn in layer['attn_cfgs']:
+        attn['dropout'] = 0.0
+    layer['ffn_dropout'] = 0.0
+    torch.manual_seed(0)
+    return MODELS.build(cfg).train()
+
+
+def seeded_losses(model: torch.nn.Module, batch: dict) -> dict:
+    torch.manual_seed(1)
+    return model(batch, mode='loss')
+
+
+def test_unlabelled_sample_adds_nothing_to_the_losses() -> None:
+    model = deterministic_model()
+    alone_model, background_model = copy.deepcopy(model), copy.deepcopy(model)
+    batch = make_batch(counts=(3, 0))  # sample 1: empty GT, as the dataset gives an unlabelled frame
+    mixed = seeded_losses(model, dict(batch, gt_labelled=torch.tensor([True, False])))
+    alone = seeded_losses(alone_model, {k: v[:1] for k, v in batch.items()})
+    assert set(mixed) == set(alone)
+    for key in mixed:
+        torch.testing.assert_close(mixed[key], alone[key], rtol=1e-6, atol=1e-6, msg=key)
+    # Without the flag the empty sample is "background everywhere": different set losses.
+    assert not torch.allclose(seeded_losses(background_model, batch)['loss_cls'], alone['loss_cls'])
+
+
+def test_all_unlabelled_batch_gives_graph_zeros_and_pseudo_label_dn_losses() -> None:
+    model = deterministic_model()
+    labelled_keys = set(seeded_losses(copy.deepcopy(model), make_batch()))
+    pseudo = make_batch(counts=(3, 1))
+    batch = dict(make_batch(counts=(0, 0)), gt_labelled=torch.tensor([False, False]),
+                 pseudo_bboxes_3d=pseudo['gt_bboxes_3d'], pseudo_labels_3d=pseudo['gt_labels_3d'])
+    losses = seeded_losses(model, batch)
+    assert set(losses) == labelled_keys
+    for key, value in losses.items():
+        assert value.grad_fn is not None, key
+        assert (value > 0) if 'dn_loss' in key else (value == 0), key
+    model.zero_grad()
+    sum(losses.values()).backward()
+    assert model.pts_bbox_head.position_encoder[0].weight.grad.abs().sum() > 0  # through the DN losses
+    assert model.img_roi_head.cls.weight.grad is not None
+
+
+def test_flag_all_true_is_the_batch_without_the_flag() -> None:
+    model = deterministic_model()
+    without = seeded_losses(copy.deepcopy(model), make_batch())
+    with_flag = seeded_losses(model, dict(make_batch(), gt_labelled=torch.tensor([True, True])))
+    assert set(with_flag) == set(without)
+    assert all(torch.equal(with_flag[key], without[key]) for key in without)
+
+
+def test_unlabelled_sample_with_ground_truth_raises() -> None:
+    batch = dict(make_batch(counts=(3, 0)), gt_labelled=torch.tensor([False, True]))
+    with pytest.raises(ValueError, match="gt_labelled=False but carry gt_bboxes_3d"):
+        deterministic_model()(batch, mode='loss')
+
+
+def test_first_frame_gradient_at_initialisation_is_not_a_spike():
+    # See temporal_query_head.py: queries without content on a scene's first frame.
+    torch.manual_seed(0)
+    model = MODELS.build(copy.deepcopy(MODEL))
+    model.train()
+    norms = []
+    for frame in range(3):
+        losses = model(make_batch(prev_exists=(frame > 0, frame > 0), time=0.5 * frame), mode="loss")
+        model.zero_grad()
+        sum(value for key, value in losses.items() if "loss" in key).backward()
+        norms.append(float(torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None]).norm()))
+    assert norms[0] < 5 * max(norms[1:]), norms

@@ -1,6 +1,7 @@
 """RepDetr3D (RayDN) end to end on CPU with tiny dimensions."""
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -174,3 +175,104 @@ def test_unsupported_arguments_raise():
         MODELS.build(cfg)
     with pytest.raises(ValueError, match="mode"):
         MODELS.build(tiny_model_cfg(with_roi_head=False))(make_batch(), mode="test")
+
+
+# ---------------------------------------------------------------- label-scarce training
+def deterministic_model() -> torch.nn.Module:
+    """The tiny model without dropout and grid mask: its losses depend only on the seed."""
+    cfg = tiny_model_cfg()
+    cfg["use_grid_mask"] = False
+    layer = cfg["pts_bbox_head"]["transformer"]["decoder"]["transformerlayers"]
+    for attn in layer["attn_cfgs"]:
+        attn["dropout"] = 0.0
+    layer["ffn_dropout"] = 0.0
+    torch.manual_seed(0)
+    return MODELS.build(cfg).train()
+
+
+def unlabel(batch: dict, slots: list[int]) -> dict:
+    """The batch with ``gt_labelled`` False (and the GT emptied, as the dataset does) at ``slots``."""
+    for key in ("gt_bboxes_3d", "gt_labels_3d"):
+        batch[key] = [v[:0] if b in slots else v for b, v in enumerate(batch[key])]
+    for key in ("gt_bboxes", "gt_labels", "centers2d", "depths"):
+        batch[key] = [[v[:0] for v in cams] if b in slots else cams for b, cams in enumerate(batch[key])]
+    batch["gt_labelled"] = torch.tensor([b not in slots for b in range(batch["img"].shape[0])])
+    return batch
+
+
+def sample(batch: dict, b: int) -> dict:
+    """Sample ``b`` of a batch as a batch of one, without ``gt_labelled``."""
+    return {k: v[b:b + 1] for k, v in batch.items() if k != "gt_labelled"}
+
+
+def seeded_losses(model: torch.nn.Module, batch: dict) -> dict:
+    torch.manual_seed(1)
+    return model(batch, mode="loss")
+
+
+def test_unlabelled_sample_adds_nothing_to_the_losses() -> None:
+    model = deterministic_model()
+    alone_model, background_model = copy.deepcopy(model), copy.deepcopy(model)
+    batch = unlabel(make_batch(), [1])
+    mixed = seeded_losses(model, batch)
+    alone = seeded_losses(alone_model, sample(batch, 0))
+    assert set(mixed) == set(alone)
+    for key in mixed:
+        torch.testing.assert_close(mixed[key], alone[key], rtol=1e-6, atol=1e-6, msg=key)
+    # Without the flag the empty sample is "background everywhere": different set losses.
+    background = seeded_losses(background_model, {k: v for k, v in batch.items() if k != "gt_labelled"})
+    assert not torch.allclose(background["loss_cls"], alone["loss_cls"])
+    # The head still ran on both samples: both memory slots were written.
+    assert (model.pts_bbox_head.memory.embedding.abs().sum(dim=(1, 2)) > 0).all()
+
+
+def test_all_unlabelled_batch_gives_graph_zeros_and_pseudo_label_dn_losses() -> None:
+    model = deterministic_model()
+    labelled_keys = set(seeded_losses(copy.deepcopy(model), make_batch()))
+    batch = unlabel(make_batch(), [0, 1])
+    batch["pseudo_bboxes_3d"] = [make_batch()["gt_bboxes_3d"][0], torch.zeros(0, 9)]
+    batch["pseudo_labels_3d"] = [torch.tensor([0, 8]), torch.zeros(0, dtype=torch.long)]
+    losses = seeded_losses(model, batch)
+    assert set(losses) == labelled_keys
+    for key, value in losses.items():
+        assert value.grad_fn is not None, key
+        assert (value > 0) if "dn_loss" in key else (value == 0), key
+    model.zero_grad()
+    sum(losses.values()).backward()
+    assert model.img_backbone.layer4[0].conv1.weight.grad.abs().sum() > 0  # through the DN losses
+    assert all(conv.weight.grad is not None for conv in model.img_roi_head.multi_level_conv_cls)
+
+
+def test_flag_all_true_is_the_batch_without_the_flag() -> None:
+    model = deterministic_model()
+    without = seeded_losses(copy.deepcopy(model), make_batch())
+    flagged = make_batch()
+    flagged["gt_labelled"] = torch.tensor([True, True])
+    with_flag = seeded_losses(model, flagged)
+    assert set(with_flag) == set(without)
+    assert all(torch.equal(with_flag[key], without[key]) for key in without)
+
+
+def test_unlabelled_sample_with_ground_truth_raises() -> None:
+    batch = make_batch()
+    batch["gt_labelled"] = torch.tensor([False, True])
+    with pytest.raises(ValueError, match="gt_labelled=False but carry gt_bboxes_3d"):
+        deterministic_model()(batch, mode="loss")
+
+
+def _grad_norm(model: torch.nn.Module, batch: dict) -> float:
+    losses = model(batch, mode="loss")
+    model.zero_grad()
+    sum(value for key, value in losses.items() if "loss" in key).backward()
+    return float(torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None]).norm())
+
+
+def test_first_frame_gradient_at_initialisation_is_not_a_spike():
+    # With an all-zero initial shift in ego_pose_memory, every query of a scene's first frame
+    # had the same zero content, and the post-norm LayerNorms amplified its gradient ~1e4x.
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_model_cfg())
+    model.train()
+    first = _grad_norm(model, make_batch(prev_exists=False, t=0.0))
+    later = [_grad_norm(model, make_batch(prev_exists=True, t=0.5 * k)) for k in (1, 2)]
+    assert first < 5 * max(later), (first, later)

@@ -19,10 +19,12 @@ GT_3D_KEYS = ("gt_bboxes_3d", "gt_labels_3d", "attr_labels")
 GT_2D_KEYS = ("gt_bboxes", "gt_labels", "centers2d", "depths")
 LABEL_KEYS = ("gt_labels_3d", "gt_labels")
 ALWAYS_COLLECTED = ("prev_exists", "img_shape", "pad_shape", "sample_idx", "scene_token")
+# Collected whenever present: the dataset sets it only in label-scarce training.
+COLLECTED_WHEN_PRESENT = ("gt_labelled",)
 CONTRACT_KEYS = (
     "img", "lidar2img", "intrinsics", "extrinsics", "ego_pose", "ego_pose_inv", "timestamp",
     "prev_exists", "img_shape", "pad_shape", "sample_idx", "scene_token",
-) + GT_3D_KEYS[:2] + GT_2D_KEYS
+) + GT_3D_KEYS[:2] + GT_2D_KEYS + COLLECTED_WHEN_PRESENT
 # mmdet3d img_metas entries of upstream configs that the contract has no place for.
 UPSTREAM_ONLY_META = (
     "filename", "ori_shape", "scale_factor", "flip", "box_mode_3d", "box_type_3d", "img_norm_cfg",
@@ -55,6 +57,7 @@ class PETRFormatBundle3D:
     * ``collect_keys``: ``timestamp`` / ``img_timestamp`` → float64, others → float32
       (lists of N matrices become ``(N, 4, 4)``).
     * ``prev_exists`` → 0-d bool tensor, always (False when absent or None).
+    * ``gt_labelled`` (label-scarce training) → 0-d bool tensor, when present.
     * GT (when ``with_gt``): ``gt_bboxes_3d`` float32 ``(M, 9)``, per camera ``gt_bboxes``
       float32 ``(Mi, 4)``, ``centers2d`` ``(Mi, 2)``, ``depths`` ``(Mi,)``; labels int64, checked
       to index ``class_names`` when ``with_label`` and removed otherwise.
@@ -83,6 +86,8 @@ class PETRFormatBundle3D:
         results["img"] = torch.from_numpy(np.ascontiguousarray(imgs.transpose(0, 3, 1, 2)))
         results["pad_shape"] = tuple(int(s) for s in imgs.shape[1:3])
         results["prev_exists"] = torch.tensor(bool(results.get("prev_exists") or False))
+        if "gt_labelled" in results:
+            results["gt_labelled"] = torch.tensor(bool(results["gt_labelled"]))
         for key in self.collect_keys:
             if key == "prev_exists":
                 continue
@@ -134,7 +139,8 @@ class PETRFormatBundle3D:
 @TRANSFORMS.register_module()
 class Collect3D:
     """Keep the sample's ``keys`` plus ``prev_exists``, ``img_shape``, ``pad_shape``,
-    ``sample_idx`` and ``scene_token`` (always part of the contract sample).
+    ``sample_idx`` and ``scene_token`` (always part of the contract sample), and
+    ``gt_labelled`` when present (label-scarce training; configs need not list it).
 
     The result is flat (no ``img_metas``). ``meta_keys`` entries that are contract keys are
     kept when present; the mmdet3d ``img_metas`` names of upstream configs with no place in
@@ -156,7 +162,8 @@ class Collect3D:
                 f"{CONTRACT_KEYS} nor upstream img_metas names {UPSTREAM_ONLY_META}"
             )
         self.keys = list(dict.fromkeys(list(keys) + list(ALWAYS_COLLECTED)))
-        self.meta_keys = [k for k in meta_keys if k in CONTRACT_KEYS and k not in self.keys]
+        optional = list(meta_keys) + list(COLLECTED_WHEN_PRESENT)
+        self.meta_keys = [k for k in dict.fromkeys(optional) if k in CONTRACT_KEYS and k not in self.keys]
 
     def __call__(self, results: dict[str, Any]) -> dict[str, Any]:
         sample = {}

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from ...registry import MODELS
 from ..utils.grid_mask import GridMask
 from ..utils.misc import locations as feature_locations
+from .labelled_samples import LabelledSamples, head_losses_3d
 
 _GEOMETRY_KEYS = ("lidar2img", "intrinsics", "ego_pose", "ego_pose_inv", "timestamp", "prev_exists")
 _LOSS_KEYS = ("gt_bboxes_3d", "gt_labels_3d")
@@ -158,15 +159,21 @@ class Petr3D(nn.Module):
         """Losses of the 3D head (and of the 2D head when present) for one batch.
 
         Optional batch keys ``pseudo_bboxes_3d`` / ``pseudo_labels_3d`` (teacher pseudo
-        targets, lists of B) are appended to the GT of the DN queries only."""
+        targets, lists of B) are appended to the GT of the DN queries only. With
+        ``gt_labelled`` ``(B,)`` (label-scarce training) the set losses and the 2D losses see
+        only the labelled samples (``labelled_samples.py``); the heads run on all."""
         with_roi = self.img_roi_head is not None
         _require(batch, ("img",) + _GEOMETRY_KEYS + _LOSS_KEYS + (_LOSS_2D_KEYS if with_roi else ()),
                  "loss")
+        labelled = LabelledSamples.from_batch(batch, batch["img"].shape[0])
         outs, roi_outs, pad_shape = self._run_heads(batch, with_roi, with_gt=True)
-        losses = self.pts_bbox_head.loss(batch["gt_bboxes_3d"], batch["gt_labels_3d"], outs)
+        losses = head_losses_3d(self.pts_bbox_head, batch, outs, labelled)
         if roi_outs is not None:
-            losses.update(self.img_roi_head.loss(batch["gt_bboxes"], batch["gt_labels"],
-                                                 batch["centers2d"], roi_outs, pad_shape))
+            # The 2D head ran on every image (its token choice feeds the 3D head); its
+            # outputs are per image, so the loss takes the labelled samples' rows.
+            roi_outs = labelled.per_image_outputs(roi_outs, batch["img"].shape[1])
+            losses.update(labelled.finish(self.img_roi_head.loss(
+                *(labelled.gt(batch[key]) for key in _LOSS_2D_KEYS), roi_outs, pad_shape)))
         return losses
 
     def predict(self, batch: Mapping[str, Any]) -> list[dict[str, Tensor]]:

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from ...registry import MODELS
 from ..utils.grid_mask import GridMask
+from .labelled_samples import LabelledSamples, head_losses_3d
 
 _MODES = ("loss", "predict")
 _TRAIN_CFG_KEYS = ("pts",)
@@ -137,17 +138,20 @@ class RepDetr3D(nn.Module):
         """3D losses, plus the 2D auxiliary losses when there is a 2D head.
 
         Optional batch keys ``pseudo_bboxes_3d`` / ``pseudo_labels_3d`` (teacher pseudo
-        targets, lists of B) are appended to the GT of the DN queries only."""
+        targets, lists of B) are appended to the GT of the DN queries only. With
+        ``gt_labelled`` ``(B,)`` (label-scarce training) the set losses and the 2D head see
+        only the labelled samples (``labelled_samples.py``); the 3D head runs on all."""
+        labelled = LabelledSamples.from_batch(batch, batch["img"].shape[0])
         preds = self.pts_bbox_head(img_feats, gt_bboxes_3d=batch["gt_bboxes_3d"],
                                    gt_labels_3d=batch["gt_labels_3d"],
                                    pseudo_bboxes_3d=batch.get("pseudo_bboxes_3d"),
                                    pseudo_labels_3d=batch.get("pseudo_labels_3d"),
                                    **self._head_inputs(batch))
-        losses = self.pts_bbox_head.loss(batch["gt_bboxes_3d"], batch["gt_labels_3d"], preds)
+        losses = head_losses_3d(self.pts_bbox_head, batch, preds, labelled)
         if self.img_roi_head is not None:
-            preds_2d = self.img_roi_head(img_feats)
-            losses.update(self.img_roi_head.loss(batch["gt_bboxes"], batch["gt_labels"],
-                                                 batch["centers2d"], preds_2d))
+            preds_2d = self.img_roi_head([labelled.samples(feat) for feat in img_feats])
+            losses.update(labelled.finish(self.img_roi_head.loss(
+                *(labelled.gt(batch[key]) for key in ("gt_bboxes", "gt_labels", "centers2d")), preds_2d)))
         return losses
 
 
