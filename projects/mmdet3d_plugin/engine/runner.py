@@ -63,6 +63,12 @@ def _data_module(cfg: Config, train_set: Any, val_set: Any, seed: int) -> Stream
     )
 
 
+def build_train_loader(cfg: Config, seed: int = 0) -> Any:
+    """The training batches of ``cfg`` in the order a training run with ``seed`` sees them
+    (streaming sampler, seeded augmentation), outside a trainer (one process)."""
+    return _data_module(cfg, build_dataset(cfg, "train"), None, seed).train_dataloader()
+
+
 def build_model(cfg: Config) -> Any:
     """``MODELS.build(cfg.model)``, then backbone inits (``init_weights``) where defined."""
     model = MODELS.build(cfg.model)
