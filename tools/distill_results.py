@@ -14,7 +14,10 @@ printed before it runs; finished runs are reused, interrupted ones resumed. Writ
 ``WORK/results.md`` (mean ± std and the paired difference to ``plain`` over the requested
 runs; ``results.json`` keeps the runs of earlier invocations too) and ``WORK/results.png``
 (every run as a dot, mean ± std per variant). ``--jobs 2`` trains two runs at once with one
-thread each.
+thread each. ``--labelled-fraction 0.25`` runs the label-scarce setting: every student (plain
+or distilled) sees ground truth on a fixed 25 % of the training frames
+(``data.train.labelled_fraction``), while the teacher's signal reaches it on every frame; a
+work directory holds one setting (``WORK/settings.json``), so give each setting its own.
 """
 from __future__ import annotations
 
@@ -77,10 +80,24 @@ def finished(run_dir: Path, iters: int) -> dict[str, float] | None:
     return {"NDS": values["NDS"], "mAP": values["mAP"]}
 
 
+def check_settings(path: Path, settings: dict) -> None:
+    """Record the study's settings in ``path``, or refuse a work dir that holds another setting
+    (its finished runs would be reused as if they had been trained with this one)."""
+    if path.is_file():
+        recorded = json.loads(path.read_text())
+        if recorded != settings:
+            raise SystemExit(f"{path.parent} holds runs of the setting {recorded}, not {settings}; "
+                             "use another --work-dir for this setting")
+        return
+    path.write_text(json.dumps(settings, indent=2) + "\n")
+
+
 def train_command(variant_opts: list[str] | None, seed: int, iters: int, run_dir: Path,
                   args: argparse.Namespace) -> list[str]:
     """The ``tools/train.py`` (plain: ``variant_opts is None``) or ``tools/distillation.py`` command."""
     options = data_options(args.data_root) + schedule_options(iters)
+    if args.labelled_fraction < 1.0:
+        options.append(f"data.train.labelled_fraction={args.labelled_fraction}")
     if variant_opts is None:
         tool, config = "tools/train.py", args.student_config
     else:
@@ -102,6 +119,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--iters", type=int, default=DEFAULT_ITERS, help="iterations of every student")
     parser.add_argument("--variants", nargs="+",
                         help="default: plain, all, inherit and losses (if the config inherits), every loss family")
+    parser.add_argument("--labelled-fraction", type=float, default=1.0,
+                        help="share of training frames with ground truth (label-scarce setting; default 1)")
     parser.add_argument("--work-dir", type=Path, default=REPO / "work_dirs" / "distill_results")
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs trained at once, each with cpu_count/jobs threads (2 on 2 cores: "
@@ -114,6 +133,8 @@ def main() -> None:
     if not args.teacher_ckpt.is_file():
         raise SystemExit(f"teacher checkpoint {args.teacher_ckpt} not found; train it with "
                          f"python tools/train.py {CONFIGS / 'raydn_r50_synthetic.py'} (or tools/demo.py)")
+    if not 0.0 < args.labelled_fraction <= 1.0:
+        raise SystemExit(f"--labelled-fraction must be in (0, 1], got {args.labelled_fraction}")
     if not (args.data_root / "nuscenes2d_temporal_infos_val.pkl").is_file():
         raise SystemExit(f"no info files under {args.data_root}; generate the world first "
                          "(python tools/create_synthetic_nuscenes.py, tools/create_data_nusc.py)")
@@ -121,6 +142,7 @@ def main() -> None:
     variants = variant_options(args.distill_config, args.variants)
     work = args.work_dir.resolve()
     work.mkdir(parents=True, exist_ok=True)
+    check_settings(work / "settings.json", {"labelled_fraction": args.labelled_fraction})
     records = work / "results.json"
     previous = json.loads(records.read_text()) if records.is_file() else {}
     runs: dict[str, dict[int, dict[str, float]]] = {variant: {} for variant in variants}

@@ -21,7 +21,8 @@ spec.loader.exec_module(tool)
 
 def args_for(tmp_path: Path) -> Namespace:
     return Namespace(data_root=tmp_path / "world", teacher_ckpt=tmp_path / "teacher.pth",
-                     student_config=tool.STUDENT_CFG, distill_config=tool.DISTILL_CFG)
+                     student_config=tool.STUDENT_CFG, distill_config=tool.DISTILL_CFG,
+                     labelled_fraction=1.0)
 
 
 def test_variants_map_to_their_options_on_the_distillation_config():
@@ -75,3 +76,22 @@ def test_a_run_counts_as_finished_only_at_the_budget_with_metrics(tmp_path):
     assert tool.finished(tmp_path, 20) is None  # stopped before the budget
     torch.save({"global_step": 20}, tmp_path / "latest.pth")
     assert tool.finished(tmp_path, 20) == {"NDS": 0.3, "mAP": 0.2}
+
+
+def test_label_scarce_runs_set_the_fraction_for_plain_and_distilled_students(tmp_path):
+    args = args_for(tmp_path)
+    parser = train_arg_parser("d", "c", "e")
+    full = parser.parse_args(tool.train_command(None, 0, 20, tmp_path / "plain", args)[2:])
+    assert "data.train.labelled_fraction" not in full.cfg_options
+    args.labelled_fraction = 0.25
+    for variant_opts in (None, ["model.inherit=[]"]):
+        parsed = parser.parse_args(tool.train_command(variant_opts, 0, 20, tmp_path / "run", args)[2:])
+        assert parsed.cfg_options["data.train.labelled_fraction"] == 0.25
+
+
+def test_a_work_dir_holds_one_setting(tmp_path):
+    settings = tmp_path / "settings.json"
+    tool.check_settings(settings, {"labelled_fraction": 0.25})
+    tool.check_settings(settings, {"labelled_fraction": 0.25})
+    with pytest.raises(SystemExit, match="use another --work-dir"):
+        tool.check_settings(settings, {"labelled_fraction": 1.0})
