@@ -20,6 +20,8 @@ DISTILL3D = REPO_ROOT / "projects" / "configs" / "Distill3D"
 CASES = {
     "distill_raydn_r50_r18.py": ("raydn_r50_704_bs2_seq_428q_nui_60e_20240403.pth", 18, "RepDetr3D", 4),
     "distill_raydn_r50_r34.py": ("raydn_r50_704_bs2_seq_428q_nui_60e_20240403.pth", 34, "RepDetr3D", 4),
+    "distill_raydn_r50_r18_released.py": ("raydn_r50_704_bs2_seq_428q_nui_60e_20240403.pth", 18, "RepDetr3D", 4),
+    "distill_raydn_r50_r34_released.py": ("raydn_r50_704_bs2_seq_428q_nui_60e_20240403.pth", 34, "RepDetr3D", 4),
     "distill_streampetr_r50_r18.py": ("stream_petr_r50_flash_704_bs2_seq_428q_nui_60e.pth", 18, "Petr3D", 2),
 }
 
@@ -41,6 +43,17 @@ def test_config_builds_the_released_distiller(name: str, tmp_path: Path) -> None
     assert {type(loss).__name__ for loss in distiller.distill_losses.values()} == {"BalancedKLLoss"}
     assert {key.split(".")[0] for key in distiller.state_dict()} == {"student", "teacher"}
     assert distiller.inherit == ()  # as released: the student inherits nothing
+
+
+@pytest.mark.parametrize("depth", [18, 34])
+def test_gradient_share_config_is_the_released_recipe_with_rescaled_weights(depth: int) -> None:
+    released = load_config(DISTILL3D / f"distill_raydn_r50_r{depth}_released.py").model.to_dict()
+    shipped = load_config(DISTILL3D / f"distill_raydn_r50_r{depth}.py").model.to_dict()
+    assert {k: v["loss_weight"] for k, v in released["distill_losses"].items()} == {
+        "bkl_fpn_0": 0.1, "bkl_fpn_1": 0.1, "bkl_fpn_2": 0.1, "bkl_fpn_3": 0.01}
+    for name, loss in shipped["distill_losses"].items():
+        assert loss.pop("loss_weight") == pytest.approx(1.4 * released["distill_losses"][name].pop("loss_weight"))
+    assert shipped == released
 
 
 def test_synthetic_config_inherits_the_parts_it_shares_with_its_teacher(tmp_path: Path) -> None:
