@@ -33,7 +33,7 @@ from projects.mmdet3d_plugin.engine.benchmarking import (DETECTOR_STAGES, REST_S
                                                          streaming_indices, synchronizer, write_result)
 from projects.mmdet3d_plugin.engine.runner import build_dataset, load_config
 from projects.mmdet3d_plugin.export.example_frames import synthetic_frame
-from projects.mmdet3d_plugin.registry import MODELS
+from projects.mmdet3d_plugin.models.detectors.base import build_detector as build_streaming_detector
 
 NUM_CAMS = 6
 STAGES = tuple(DETECTOR_STAGES) + (REST_STAGE,)
@@ -65,12 +65,10 @@ def build_detector(cfg: Any, checkpoint: Optional[str], device: torch.device) ->
     Without a checkpoint the weights are random (no pretrained backbone is fetched): the
     timing does not depend on them.
     """
-    model_type = cfg.model.get("type")
-    if model_type not in ("RepDetr3D", "Petr3D"):
-        raise ValueError(f"tools/benchmark.py times a RepDetr3D or Petr3D detector, got model.type="
-                         f"{model_type!r}; for a distiller use tools/benchmark_distill.py, or pass its "
-                         "student's config")
-    model = MODELS.build(cfg.model)
+    if cfg.model.get("type") == "HarmoDistiller":
+        raise ValueError("tools/benchmark.py times a plain detector, got model.type='HarmoDistiller'; for a "
+                         "distiller use tools/benchmark_distill.py, or pass its student's config")
+    model = build_streaming_detector(cfg.model, "tools/benchmark.py's config")
     if checkpoint is not None:
         if not Path(checkpoint).is_file():
             raise FileNotFoundError(f"checkpoint not found: {checkpoint}")

@@ -24,7 +24,7 @@ from projects.mmdet3d_plugin.export.onnx_export import (MIN_OPSET, check_parity,
                                                         onnx_input_names)
 from projects.mmdet3d_plugin.export.ort_runner import time_onnx_model
 from projects.mmdet3d_plugin.export.streaming_wrapper import OUTPUT_NAMES, frame_inputs
-from projects.mmdet3d_plugin.registry import MODELS
+from projects.mmdet3d_plugin.models.detectors.base import build_detector
 
 _PAD_DIVISOR = 32
 _NUM_CAMS = 6
@@ -53,10 +53,10 @@ def config_image_size(cfg: Any) -> tuple[int, int]:
 
 def build_student(cfg: Any, checkpoint: str) -> Any:
     """The detector of ``cfg`` with ``checkpoint`` loaded strictly, in eval mode."""
-    if cfg.model.get("type") not in ("RepDetr3D", "Petr3D"):
-        raise ValueError(f"export needs a RepDetr3D or Petr3D config, got type={cfg.model.get('type')!r}; "
-                         "for a distiller, convert it (tools/distill_convert.py) and pass the student's config")
-    model = MODELS.build(cfg.model)
+    if cfg.model.get("type") == "HarmoDistiller":
+        raise ValueError("export needs a plain detector config, got type='HarmoDistiller'; convert the "
+                         "distiller (tools/distill_convert.py) and pass the student's config")
+    model = build_detector(cfg.model, "the export config")
     load_checkpoint(model, checkpoint, strict=True, allowed_globals=numpy_safe_globals())
     return model.eval()
 

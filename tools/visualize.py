@@ -22,8 +22,9 @@ from PIL import Image
 
 from projects.mmdet3d_plugin.core.checkpoint import load_checkpoint, numpy_safe_globals
 from projects.mmdet3d_plugin.datasets.collate import collate_samples
-from projects.mmdet3d_plugin.engine.runner import build_dataset, load_config
-from projects.mmdet3d_plugin.registry import MODELS
+from projects.mmdet3d_plugin.engine.runner import build_dataset, build_model, load_config
+from projects.mmdet3d_plugin.kd.distillers import HarmoDistiller
+from projects.mmdet3d_plugin.kd.distillers.teacher_inputs import teacher_batch
 from projects.mmdet3d_plugin.visualization.query_fields import record_query_field, render_query_fields
 from projects.mmdet3d_plugin.visualization.render import SampleBoxes, SampleView, render_sample
 
@@ -41,7 +42,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def build_detector(cfg: Any, checkpoint: str) -> Any:
     """Build ``cfg.model``, load ``checkpoint`` strictly (numpy meta allowed), eval mode."""
-    model = MODELS.build(cfg.model)
+    model = build_model(cfg, init_weights=False)
     load_checkpoint(model, checkpoint, strict=True, allowed_globals=numpy_safe_globals())
     return model.eval()
 
@@ -64,9 +65,7 @@ def visualize_sample(model: Any, dataset: Any, index: int, out_dir: Path, score_
     batch = collate_samples([dataset[index]])
     written = []
     stem = f"{index:04d}_{info['sample_idx']}"
-    if hasattr(model, "teacher") and hasattr(model, "student"):
-        from projects.mmdet3d_plugin.kd.distillers.teacher_inputs import teacher_batch
-
+    if isinstance(model, HarmoDistiller):
         preds, student_field = record_query_field(model.student, batch)
         _, teacher_field = record_query_field(model.teacher, teacher_batch(batch, model.teacher_input_size))
         pc_range = model.student.pts_bbox_head.pc_range.tolist()

@@ -31,7 +31,7 @@ def test_streampetr_sections_parse():
     assert spec.optimizer.custom_keys == {"img_backbone": {"lr_mult": 0.1}}
     assert spec.schedule.max_iters == 1000 and spec.schedule.warmup_iters == 500
     assert spec.grad_clip_max_norm == 35.0 and spec.grad_clip_norm_type == 2.0
-    assert spec.fp16 is True  # Fp16OptimizerHook implies mixed precision (on GPU)
+    assert spec.precision.train == "16-mixed" and spec.precision.scope == "image_features"  # the fp16 hook
     assert (spec.checkpoint_interval, spec.max_keep_ckpts, spec.eval_interval) == (100, 3, 1000)
 
 

@@ -35,6 +35,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..models.detectors.base import StreamingDetector
+
 #: Stage name -> submodule attribute of a RepDetr3D / Petr3D detector.
 DETECTOR_STAGES: dict[str, str] = {"backbone": "img_backbone", "neck": "img_neck"}
 #: Stage that takes the rest of the call.
@@ -152,11 +154,11 @@ class StageTimer:
 def count_parameters(model: nn.Module, stages: Mapping[str, str] = DETECTOR_STAGES,
                      train_only: Mapping[str, str] = TRAIN_ONLY_MODULES) -> dict[str, int]:
     """Parameter counts: each stage, the rest of the inference path (``head``), each
-    training-only submodule (0 when absent; none when the model has ``aux_2d_only=False``),
+    training-only submodule (0 when absent; none when the detector runs its 2D head in ``predict``),
     ``inference`` (what ``predict`` uses) and ``total`` (everything)."""
     counts = {stage: sum(p.numel() for p in module.parameters())
               for stage, module in stage_modules(model, stages).items()}
-    if getattr(model, "aux_2d_only", True) is False:  # Petr3D may run its 2D head at test time too
+    if isinstance(model, StreamingDetector) and model.runs_2d_head_in_predict:
         train_only = {}
     extra = {name: sum(p.numel() for p in module.parameters()) if isinstance(module, nn.Module) else 0
              for name, module in ((name, getattr(model, attr, None)) for name, attr in train_only.items())}

@@ -1,6 +1,7 @@
 """Train and test entry points shared by ``tools/train.py``, ``tools/test.py`` and the distiller tools."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -8,11 +9,13 @@ import lightning as L
 from mmengine.config import Config
 
 from ..core.checkpoint import load_checkpoint
+from ..models.detectors.base import StreamingModel, check_streaming_model
 from ..registry import DATASETS, MODELS
 from .data_module import StreamingDataModule
 from .detector_module import DetectorModule
 from .nuscenes_evaluator import NuScenesEvaluator
-from .runtime_config import parse_runtime
+from .precision import apply_feature_precision
+from .runtime_config import RuntimeSpec, parse_runtime
 from .trainer_factory import LaunchEnv, build_trainer, latest_checkpoint
 
 DEFAULT_TRAIN_SAMPLER = {"type": "InfiniteGroupEachSampleInBatchSampler"}
@@ -69,12 +72,13 @@ def build_train_loader(cfg: Config, seed: int = 0) -> Any:
     return _data_module(cfg, build_dataset(cfg, "train"), None, seed).train_dataloader()
 
 
-def build_model(cfg: Config) -> Any:
-    """``MODELS.build(cfg.model)``, then backbone inits (``init_weights``) where defined."""
-    model = MODELS.build(cfg.model)
-    init = getattr(model, "init_weights", None)
-    if init is not None:
-        init()
+def build_model(cfg: Config, init_weights: bool = True) -> StreamingModel:
+    """``MODELS.build(cfg.model)``, checked to implement :class:`StreamingModel`, then its
+    pretrained parts loaded (``init_weights``) unless ``init_weights=False`` (the weights
+    come from a checkpoint next)."""
+    model = check_streaming_model(MODELS.build(cfg.model), f"model.type={cfg.model.get('type')!r}")
+    if init_weights:
+        model.init_weights()
     return model
 
 
@@ -88,16 +92,20 @@ def train(
     env: LaunchEnv | None = None,
     enable_progress_bar: bool = True,
     extra_callbacks: Sequence[L.Callback] = (),
+    precision: str | None = None,
 ) -> DetectorModule:
     """Train ``cfg.model`` for ``runner.max_iters`` iterations; returns the trained module.
 
     ``resume=True`` continues from ``work_dir/latest.pth`` (or ``resume_from``), a path
-    continues from that file. ``load_from`` only initialises the weights.
+    continues from that file. ``load_from`` only initialises the weights. ``precision``
+    (``fp32`` / ``bf16-mixed`` / ``16-mixed``) overrides the config's training precision.
     """
     L.seed_everything(seed, workers=True, verbose=False)
     work_dir = Path(work_dir)
-    runtime = parse_runtime(cfg)
+    env = env or LaunchEnv.detect()
+    runtime = _runtime_on(env, parse_runtime(cfg), train=precision)
     model = build_model(cfg)
+    apply_feature_precision(model, runtime.precision)
     if runtime.load_from and not resume:
         load_checkpoint(model, runtime.load_from, strict=True)
     train_set = build_dataset(cfg, "train")
@@ -115,6 +123,13 @@ def train(
     ckpt_path = _resume_path(resume, runtime.resume_from, work_dir)
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     return module
+
+
+def _runtime_on(env: LaunchEnv, runtime: RuntimeSpec, train: str | None = None,
+                test: str | None = None) -> RuntimeSpec:
+    """``runtime`` with the command line's precision, as it can run on ``env``'s device."""
+    spec = runtime.precision.override(train=train, test=test).on_device(env.accelerator)
+    return dataclasses.replace(runtime, precision=spec)
 
 
 def _resume_path(resume: bool | str, resume_from: str | None, work_dir: Path) -> str | None:
@@ -138,10 +153,13 @@ def test(
     *,
     env: LaunchEnv | None = None,
     enable_progress_bar: bool = True,
+    precision: str | None = None,
 ) -> dict[str, Any]:
-    """Evaluate ``checkpoint`` on ``cfg.data.test`` with the official evaluator."""
-    runtime = parse_runtime(cfg)
-    model = MODELS.build(cfg.model)
+    """Evaluate ``checkpoint`` on ``cfg.data.test`` with the official evaluator, in float32
+    unless ``precision`` (or the config's ``precision.test``) asks for a mixed precision."""
+    env = env or LaunchEnv.detect()
+    runtime = _runtime_on(env, parse_runtime(cfg), test=precision)
+    model = build_model(cfg, init_weights=False)
     load_checkpoint(model, checkpoint, strict=True)
     test_set = build_dataset(cfg, "test")
     evaluator = build_evaluator(test_set, test_set.classes, Path(out_dir))

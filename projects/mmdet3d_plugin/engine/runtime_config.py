@@ -1,7 +1,7 @@
 """A validated view of the mmcv-style runtime keys of a StreamPETR / RayDN config.
 
 Configs keep the top-level keys users know (``optimizer``, ``optimizer_config``,
-``lr_config``, ``runner``, ``fp16``, ``checkpoint_config``, ``log_config``, ``evaluation``,
+``lr_config``, ``runner``, ``fp16`` / ``precision``, ``checkpoint_config``, ``log_config``, ``evaluation``,
 ``load_from``, ``resume_from``). :func:`parse_runtime` reads them once into plain
 dataclasses and rejects unknown keys inside them with close matches, so a typo fails before
 any training starts.
@@ -11,6 +11,8 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 from typing import Any, Mapping
+
+from .precision import PrecisionSpec, parse_precision
 
 SUPPORTED_OPTIMIZERS = ("AdamW", "Adam", "SGD")
 
@@ -47,7 +49,7 @@ class RuntimeSpec:
     schedule: ScheduleSpec
     grad_clip_max_norm: float | None
     grad_clip_norm_type: float
-    fp16: bool
+    precision: PrecisionSpec
     checkpoint_interval: int
     max_keep_ckpts: int
     log_interval: int
@@ -168,8 +170,7 @@ def parse_runtime(cfg: Mapping[str, Any]) -> RuntimeSpec:
         schedule=schedule,
         grad_clip_max_norm=clip_norm,
         grad_clip_norm_type=clip_type,
-        fp16=bool(cfg.get("fp16"))
-        or dict(cfg.get("optimizer_config") or {}).get("type") == "Fp16OptimizerHook",
+        precision=parse_precision(cfg),
         checkpoint_interval=int(ckpt["interval"]),
         max_keep_ckpts=int(ckpt.get("max_keep_ckpts", -1)),
         log_interval=int(log["interval"]),

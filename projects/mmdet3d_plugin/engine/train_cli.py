@@ -7,6 +7,7 @@ from typing import Callable, Optional
 
 from mmengine.config import Config, DictAction
 
+from .precision import PRECISIONS
 from .runner import load_config, train
 
 
@@ -19,6 +20,8 @@ def train_arg_parser(description: str, config_help: str, cfg_options_example: st
                         help="continue from WORK_DIR/latest.pth, or from the given checkpoint")
     parser.add_argument("--seed", type=int, default=0, help="random seed (sampler, augmentation, init)")
     parser.add_argument("--deterministic", action="store_true", help="use deterministic algorithms")
+    parser.add_argument("--precision", choices=PRECISIONS,
+                        help="training precision over the whole model (default: the config's; see docs/training.md)")
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
                         help=f"override config keys, e.g. {cfg_options_example}")
     return parser
@@ -37,5 +40,6 @@ def train_from_args(args: argparse.Namespace,
     work_dir = Path(args.work_dir or Path("work_dirs") / Path(args.config).stem)
     work_dir.mkdir(parents=True, exist_ok=True)
     cfg.dump(str(work_dir / Path(args.config).name))
-    train(cfg, work_dir, resume=args.resume, seed=args.seed, deterministic=args.deterministic)
+    train(cfg, work_dir, resume=args.resume, seed=args.seed, deterministic=args.deterministic,
+          precision=args.precision)
     return work_dir

@@ -1,8 +1,8 @@
 """Build the Lightning ``Trainer`` from a config's runtime sections and the launch environment.
 
 Launched by ``torchrun`` (``WORLD_SIZE`` > 1) the trainer runs DDP: NCCL on GPUs, gloo on
-CPU processes. Without a GPU everything runs on the CPU in fp32 (``fp16`` configs fall back
-with a notice); with a GPU, ``fp16`` selects ``16-mixed`` precision.
+CPU processes. Precision follows the config's :class:`~.precision.PrecisionSpec` (float32
+unless the config names the fp16 hook or ``precision``; see ``precision.py``).
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
 
 from .checkpoint_io import AtomicCheckpointIO
+from .precision import precision_plugins
 from .runtime_config import RuntimeSpec
 
 LATEST_NAME = "latest"
@@ -88,9 +89,7 @@ def build_trainer(
             process_group_backend="nccl" if env.accelerator == "gpu" else "gloo",
             find_unused_parameters=find_unused_parameters,
         )
-    precision = "16-mixed" if runtime.fp16 and env.accelerator == "gpu" else "32-true"
-    if runtime.fp16 and env.accelerator != "gpu":
-        print("fp16 is set in the config but there is no GPU: training in fp32 on the CPU.")
+    precision = runtime.precision.on_device(env.accelerator)
     callbacks: list[L.Callback] = [_checkpoint_callback(work_dir, runtime)]
     if enable_progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, min(runtime.log_interval, 10))))
@@ -100,7 +99,6 @@ def build_trainer(
         devices=env.devices,
         num_nodes=env.num_nodes,
         strategy=strategy,
-        precision=precision,
         max_steps=runtime.schedule.max_iters,
         max_epochs=-1,
         val_check_interval=runtime.eval_interval or runtime.schedule.max_iters,
@@ -109,7 +107,7 @@ def build_trainer(
         num_sanity_val_steps=0,
         log_every_n_steps=runtime.log_interval,
         use_distributed_sampler=False,
-        plugins=[AtomicCheckpointIO()],
+        plugins=[AtomicCheckpointIO(), *precision_plugins(precision, "cuda" if env.accelerator == "gpu" else "cpu")],
         callbacks=callbacks,
         logger=[CSVLogger(work_dir, name="logs"), TensorBoardLogger(work_dir, name="tensorboard")],
         default_root_dir=work_dir,

@@ -47,9 +47,7 @@ import torch
 from torch import Tensor, nn
 
 from ..core.bbox.util import denormalize_bbox
-from ..models.detectors.petr3d import Petr3D
-from ..models.detectors.repdetr3d import RepDetr3D
-from ..models.utils.misc import locations as feature_locations
+from ..models.detectors.base import StreamingDetector
 
 #: Frame inputs of the exported graph, in order.
 FRAME_INPUTS = ("img", "lidar2img", "intrinsics", "extrinsics", "ego_pose", "ego_pose_inv",
@@ -72,9 +70,9 @@ class StreamingExportWrapper(nn.Module):
 
     def __init__(self, detector: nn.Module) -> None:
         super().__init__()
-        if not isinstance(detector, (RepDetr3D, Petr3D)):
-            raise TypeError(f"StreamingExportWrapper supports RepDetr3D and Petr3D, got "
-                            f"{type(detector).__name__}")
+        if not isinstance(detector, StreamingDetector):
+            raise TypeError(f"StreamingExportWrapper needs a StreamingDetector (RepDetr3D, Petr3D, "
+                            f"...), got {type(detector).__name__}")
         self.detector = detector.eval()
 
     @property
@@ -95,32 +93,13 @@ class StreamingExportWrapper(nn.Module):
         geometry = dict(lidar2img=lidar2img, intrinsics=intrinsics, extrinsics=extrinsics,
                         ego_pose=ego_pose, ego_pose_inv=ego_pose_inv, timestamp=timestamp,
                         prev_exists=prev_exists)
-        if isinstance(self.detector, RepDetr3D):
-            preds = self._raydn_frame(img, geometry)
-        else:
-            preds = self._streampetr_frame(img, geometry)
+        pad_shape = (int(img.shape[-2]), int(img.shape[-1]))
+        preds = self.detector.head_outputs(self.detector.extract_feat(img), geometry, pad_shape)
         new_state = memory.state()
         memory.reset()
         scores = preds["all_cls_scores"][-1].sigmoid()
         boxes = denormalize_bbox(preds["all_bbox_preds"][-1])
         return (scores, boxes) + tuple(new_state[name] for name in MEMORY_FIELDS)
-
-    def _raydn_frame(self, img: Tensor, geometry: Mapping[str, Tensor]) -> dict:
-        """RepDetr3D: FPN levels, then the RayDN head (as ``RepDetr3D.forward``)."""
-        feats = self.detector.extract_feat(img)
-        pad_shape = (int(img.shape[-2]), int(img.shape[-1]))
-        return self.head(feats, pad_shape=pad_shape, **geometry)
-
-    def _streampetr_frame(self, img: Tensor, geometry: Mapping[str, Tensor]) -> dict:
-        """Petr3D: one feature level and its token locations, then the StreamPETR head."""
-        feats = self.detector.extract_img_feat(img)
-        pad_shape = (int(img.shape[-2]), int(img.shape[-1]))
-        batch, num_cams = feats.shape[:2]
-        locations = feature_locations(feats.flatten(0, 1), self.detector.stride, *pad_shape)
-        locations = locations.unsqueeze(0).expand(batch * num_cams, -1, -1, -1)
-        return self.head(feats, locations, geometry["lidar2img"], geometry["intrinsics"],
-                         geometry["ego_pose"], geometry["ego_pose_inv"], geometry["timestamp"],
-                         geometry["prev_exists"], pad_shape=pad_shape)
 
 
 def initial_memory(head: nn.Module, batch_size: int, device: torch.device | str = "cpu"

@@ -19,7 +19,7 @@ import torch
 
 from ..core.checkpoint import (CheckpointError, apply_state_dict, numpy_safe_globals, read_checkpoint,
                                save_checkpoint, split_checkpoint)
-from ..registry import MODELS
+from ..models.detectors.base import build_detector
 from .distillers.detector_configs import student_model_config
 
 STUDENT_PREFIX = "student."
@@ -82,7 +82,7 @@ def extract_student_state_dict(distiller_state_dict: Mapping[str, torch.Tensor]
 
 def verify_student_load(student_state_dict: Mapping[str, torch.Tensor], cfg: Any, source: str) -> None:
     """Build the student of ``cfg`` (a detector or distiller config) and load strictly."""
-    student = MODELS.build(student_model_config(cfg))
+    student = build_detector(student_model_config(cfg), "the student config")
     apply_state_dict(student, student_state_dict, strict=True, source=source)
 
 

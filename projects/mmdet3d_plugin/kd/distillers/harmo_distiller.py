@@ -22,6 +22,7 @@ from typing import Any, Optional, Union
 import torch
 from torch import Tensor, nn
 
+from ...models.detectors.base import StreamingModel, build_detector
 from ...registry import MODELS
 from ..recorders.tap_manager import TapManager
 from .detector_configs import ConfigSource, check_compatible, load_detector_config
@@ -36,7 +37,7 @@ _MODES = ("loss", "predict")
 
 
 @MODELS.register_module()
-class HarmoDistiller(nn.Module):
+class HarmoDistiller(StreamingModel):
     """Distil a frozen temporal query teacher into a student detector.
 
     Args:
@@ -87,8 +88,8 @@ class HarmoDistiller(nn.Module):
         self.pseudo_labeler = build_pseudo_labeler(pseudo_label_cfg)
         t_cfg = load_detector_config(teacher_cfg, "teacher")
         s_cfg = load_detector_config(student_cfg, "student", student_cfg_options)
-        self.student = MODELS.build(s_cfg.model)
-        self.teacher = MODELS.build(t_cfg.model)
+        self.student = build_detector(s_cfg.model, f"the student config ({s_cfg.source})")
+        self.teacher = build_detector(t_cfg.model, f"the teacher config ({t_cfg.source})")
         check_compatible(self.teacher, self.student, t_cfg, s_cfg)
         load_teacher_weights(self.teacher, ckpt_path, t_cfg.source)
         self.teacher.requires_grad_(False)
@@ -139,17 +140,13 @@ class HarmoDistiller(nn.Module):
     def init_weights(self) -> None:
         """Initialise the student's pretrained parts (the teacher comes from its checkpoint);
         inherited parts are copied from the teacher again afterwards."""
-        init = getattr(self.student, "init_weights", None)
-        if init is not None:
-            init()
+        self.student.init_weights()
         inherit_from_teacher(self.student, self.teacher, self.inherit)
 
     def reset_memory(self) -> None:
         """Forget the temporal memory of both detectors."""
-        for model in (self.student, self.teacher):
-            reset = getattr(model, "reset_memory", None)
-            if reset is not None:
-                reset()
+        self.student.reset_memory()
+        self.teacher.reset_memory()
 
     def remove_taps(self) -> None:
         """Take every tap hook off the models (the distiller cannot train afterwards)."""

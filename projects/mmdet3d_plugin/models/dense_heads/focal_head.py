@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from ...core.bbox.box_ops import bbox_cxcywh_to_xyxy, bbox_overlaps, bbox_xyxy_to_cxcywh
 from ...registry import MODELS, TASK_UTILS
+from ..utils.float32 import force_fp32
 from .focal_head_targets import apply_center_offset, apply_ltrb, centerness_targets
 from .streampetr_losses import reduce_mean
 
@@ -143,6 +144,7 @@ class FocalHead(nn.Module):
             ratio = self.train_ratio
         return max(int(num_tokens * ratio), 1)
 
+    @force_fp32
     def loss(
         self,
         gt_bboxes: Sequence[Sequence[Tensor]],

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from ...core.bbox.box_layout import CODE_DIM
 from ...registry import MODELS, TASK_UTILS
 from ..utils.denoising import DenoisingQueries
+from ..utils.float32 import force_fp32
 from ..utils.memory_queue import MemoryQueue
 from ..utils.mln import MLN
 from ..utils.positional_encoding import pos2posemb3d
@@ -268,6 +269,7 @@ class RayDNHead(TemporalQueryHead):
             raise ValueError("RayDNHead: gt_bboxes_3d given without gt_labels_3d")
         return self.denoising(gt_bboxes_3d, gt_labels_3d, self.pc_range, lidar2img, pad_shape)
 
+    @force_fp32
     def loss(self, gt_bboxes_3d: Sequence[Tensor], gt_labels_3d: Sequence[Tensor],
              preds: dict) -> dict[str, Tensor]:
         """Set-prediction and denoising losses of every decoder layer.

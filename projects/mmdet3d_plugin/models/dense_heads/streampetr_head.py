@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from ...core.bbox.box_layout import CODE_DIM
 from ...registry import MODELS, TASK_UTILS
 from ..utils.denoising import DenoisingQueries, build_dn_queries, dn_self_attention_mask
+from ..utils.float32 import force_fp32
 from ..utils.memory_queue import MemoryQueue
 from ..utils.misc import inverse_sigmoid, topk_gather
 from ..utils.mln import MLN, SELayer_Linear
@@ -300,6 +301,7 @@ class StreamPETRHead(TemporalQueryHead):
                                 self.scalar, self.bbox_noise_scale, self.bbox_noise_trans, self.split)
 
     # ------------------------------------------------------------------ losses / decoding
+    @force_fp32
     def loss(self, gt_bboxes_3d: Sequence[Tensor], gt_labels_3d: Sequence[Tensor],
              preds: dict) -> dict[str, Tensor]:
         """Set-prediction losses of every decoder layer, plus the DN losses.

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from ...core.bbox.box_ops import bbox_xyxy_to_cxcywh
 from ...registry import MODELS, TASK_UTILS
 from ..necks.conv_module import ConvModule
+from ..utils.float32 import force_fp32
 from .streampetr_losses import reduce_mean
 
 _PRIOR_PROB = 0.01
@@ -166,6 +167,7 @@ class YOLOXHeadCustom(nn.Module):
         out["topk_indexes"] = None
         return out
 
+    @force_fp32
     def loss(self, gt_bboxes: Sequence[Sequence[Tensor]], gt_labels: Sequence[Sequence[Tensor]],
              centers2d: Sequence[Sequence[Tensor]], preds: dict) -> dict[str, Tensor]:
         """YOLOX losses over all ``B*N`` camera images.

@@ -10,9 +10,10 @@ from __future__ import annotations
 import copy
 from typing import Any, Mapping, Optional
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from ...registry import MODELS
+from .base import MODES, StreamingDetector
 from ..utils.grid_mask import GridMask
 from ..utils.misc import locations as feature_locations
 from .labelled_samples import LabelledSamples, head_losses_3d
@@ -39,7 +40,7 @@ def _check_single_frame(**frames: int) -> None:
 
 
 @MODELS.register_module()
-class Petr3D(nn.Module):
+class Petr3D(StreamingDetector):
     """StreamPETR detector (registered name and arguments as in upstream configs).
 
     Args:
@@ -55,6 +56,8 @@ class Petr3D(nn.Module):
         single_test: Accepted for config compatibility; upstream ignores it as well.
         pretrained: Must be None (use the backbone's ``init_cfg`` or ``load_from``).
     """
+
+    reads_extrinsics = False
 
     def __init__(
         self,
@@ -109,23 +112,30 @@ class Petr3D(nn.Module):
         cfg["train_cfg"] = copy.deepcopy(dict(train_cfg["pts"]))
         return cfg
 
-    def reset_memory(self) -> None:
-        """Forget the temporal memory of every batch slot."""
-        self.pts_bbox_head.reset_memory()
+    @property
+    def runs_2d_head_in_predict(self) -> bool:
+        """With ``aux_2d_only=False`` the 2D head chooses the image tokens at test time too."""
+        return self.img_roi_head is not None and not self.aux_2d_only
 
     def extract_img_feat(self, img: Tensor) -> Tensor:
-        """Features ``(B, N, C, H / stride, W / stride)`` of images ``(B, N, 3, H, W)``."""
+        """Features ``(B, N, C, H / stride, W / stride)`` of images ``(B, N, 3, H, W)``
+        (float32; in training under :meth:`feature_autocast`, as upstream's ``extract_feat``)."""
         if img.dim() != 5:
             raise ValueError(f"Petr3D expects img of shape (B, N, 3, H, W), got {tuple(img.shape)}")
         batch, num_cams = img.shape[:2]
         x = img.flatten(0, 1)
         if self.use_grid_mask and self.training:
             x = self.grid_mask(x)
-        feats = self.img_backbone(x)
-        if self.img_neck is not None:
-            feats = self.img_neck(feats)
-        level = feats[self.position_level]
+        with self.feature_autocast(img.device):
+            feats = self.img_backbone(x)
+            if self.img_neck is not None:
+                feats = self.img_neck(feats)
+        level = feats[self.position_level].float()
         return level.reshape(batch, num_cams, *level.shape[1:])
+
+    def extract_feat(self, img: Tensor) -> list[Tensor]:
+        """The one level the StreamPETR head reads, as a list: ``[(B, N, C, h, w)]``."""
+        return [self.extract_img_feat(img)]
 
     def forward(self, batch: Mapping[str, Any], mode: str = "loss") -> Any:
         """``mode='loss'``: dict of named scalar losses; ``mode='predict'``: a list of B dicts
@@ -134,26 +144,35 @@ class Petr3D(nn.Module):
             return self.loss(batch)
         if mode == "predict":
             return self.predict(batch)
-        raise ValueError(f"Petr3D.forward: mode must be 'loss' or 'predict', got {mode!r}")
+        raise ValueError(f"Petr3D.forward: mode must be one of {MODES}, got {mode!r}")
 
-    def _run_heads(self, batch: Mapping[str, Any], with_roi: bool, with_gt: bool
-                   ) -> tuple[dict, Optional[dict], tuple[int, int]]:
-        """Features, optional 2D head, 3D head; returns ``(head outputs, roi outputs, pad)``."""
-        img = batch["img"]
-        img_feats = self.extract_img_feat(img)
-        pad_shape = (int(img.shape[-2]), int(img.shape[-1]))
+    def head_outputs(self, feats: list[Tensor], geometry: Mapping[str, Tensor],
+                     pad_shape: tuple[int, int]) -> dict[str, Tensor]:
+        """One frame of the StreamPETR head without targets (see :class:`StreamingDetector`)."""
+        outs, _ = self._run_heads(feats[0], geometry, pad_shape, self.runs_2d_head_in_predict, None)
+        return outs
+
+    def _run_heads(self, img_feats: Tensor, batch: Mapping[str, Any], pad_shape: tuple[int, int],
+                   with_roi: bool, targets: Optional[Mapping[str, Any]]) -> tuple[dict, Optional[dict]]:
+        """Optional 2D head, then the 3D head on ``img_feats (B, N, C, h, w)``; returns
+        ``(head outputs, roi outputs)``. ``targets``: the batch in training (GT and pseudo
+        labels for the DN queries), None at inference."""
         locations = feature_locations(img_feats.flatten(0, 1), self.stride, *pad_shape)
         locations = locations.unsqueeze(0).expand(img_feats.shape[0] * img_feats.shape[1], -1, -1, -1)
         roi_outs = self.img_roi_head(locations, img_feats) if with_roi else None
+        targets = targets or {}
         outs = self.pts_bbox_head(
             img_feats, locations, *(batch[key] for key in _GEOMETRY_KEYS), pad_shape=pad_shape,
             topk_indexes=None if roi_outs is None else roi_outs["topk_indexes"],
-            gt_bboxes_3d=batch["gt_bboxes_3d"] if with_gt else None,
-            gt_labels_3d=batch["gt_labels_3d"] if with_gt else None,
-            pseudo_bboxes_3d=batch.get("pseudo_bboxes_3d") if with_gt else None,
-            pseudo_labels_3d=batch.get("pseudo_labels_3d") if with_gt else None,
+            gt_bboxes_3d=targets.get("gt_bboxes_3d"), gt_labels_3d=targets.get("gt_labels_3d"),
+            pseudo_bboxes_3d=targets.get("pseudo_bboxes_3d"),
+            pseudo_labels_3d=targets.get("pseudo_labels_3d"),
         )
-        return outs, roi_outs, pad_shape
+        return outs, roi_outs
+
+    @staticmethod
+    def _pad_shape(img: Tensor) -> tuple[int, int]:
+        return int(img.shape[-2]), int(img.shape[-1])
 
     def loss(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
         """Losses of the 3D head (and of the 2D head when present) for one batch.
@@ -166,7 +185,9 @@ class Petr3D(nn.Module):
         _require(batch, ("img",) + _GEOMETRY_KEYS + _LOSS_KEYS + (_LOSS_2D_KEYS if with_roi else ()),
                  "loss")
         labelled = LabelledSamples.from_batch(batch, batch["img"].shape[0])
-        outs, roi_outs, pad_shape = self._run_heads(batch, with_roi, with_gt=True)
+        pad_shape = self._pad_shape(batch["img"])
+        outs, roi_outs = self._run_heads(self.extract_img_feat(batch["img"]), batch, pad_shape,
+                                         with_roi, targets=batch)
         losses = head_losses_3d(self.pts_bbox_head, batch, outs, labelled)
         if roi_outs is not None:
             # The 2D head ran on every image (its token choice feeds the 3D head); its
@@ -179,6 +200,5 @@ class Petr3D(nn.Module):
     def predict(self, batch: Mapping[str, Any]) -> list[dict[str, Tensor]]:
         """Decoded boxes of every sample (LiDAR frame, box layout)."""
         _require(batch, ("img",) + _GEOMETRY_KEYS, "predict")
-        with_roi = self.img_roi_head is not None and not self.aux_2d_only
-        outs, _, _ = self._run_heads(batch, with_roi, with_gt=False)
+        outs = self.head_outputs(self.extract_feat(batch["img"]), batch, self._pad_shape(batch["img"]))
         return self.pts_bbox_head.predict(outs)

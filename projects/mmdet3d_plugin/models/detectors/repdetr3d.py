@@ -17,18 +17,22 @@ from __future__ import annotations
 import copy
 from typing import Optional, Sequence
 
-from torch import Tensor, nn
+from typing import Mapping
+
+from torch import Tensor
 
 from ...registry import MODELS
 from ..utils.grid_mask import GridMask
+from .base import MODES, StreamingDetector
 from .labelled_samples import LabelledSamples, head_losses_3d
 
-_MODES = ("loss", "predict")
+_GEOMETRY_KEYS = ("lidar2img", "intrinsics", "extrinsics", "ego_pose", "ego_pose_inv", "timestamp",
+                  "prev_exists")
 _TRAIN_CFG_KEYS = ("pts",)
 
 
 @MODELS.register_module()
-class RepDetr3D(nn.Module):
+class RepDetr3D(StreamingDetector):
     """The RayDN detector (registered name and arguments as in upstream configs).
 
     Args:
@@ -80,17 +84,6 @@ class RepDetr3D(nn.Module):
         self.position_level = list(position_level)
         self.single_test = single_test
 
-    def init_weights(self) -> None:
-        """Initialise the parts that load pretrained weights (the backbone reads its
-        ``init_cfg``; building the model does no I/O)."""
-        for module in (self.img_backbone, self.img_neck, self.img_roi_head):
-            if module is not None and hasattr(module, "init_weights"):
-                module.init_weights()
-
-    def reset_memory(self) -> None:
-        """Forget the temporal memory of every batch slot."""
-        self.pts_bbox_head.reset_memory()
-
     def extract_feat(self, img: Tensor) -> list[Tensor]:
         """Image features of the levels in ``position_level``.
 
@@ -104,10 +97,11 @@ class RepDetr3D(nn.Module):
         images = img.flatten(0, 1)
         if self.use_grid_mask and self.training:
             images = self.grid_mask(images)
-        feats = self.img_neck(self.img_backbone(images))
+        with self.feature_autocast(img.device):
+            feats = self.img_neck(self.img_backbone(images))
         if max(self.position_level) >= len(feats):
             raise ValueError(f"position_level={self.position_level} but the neck gives {len(feats)} levels")
-        return [feats[i].reshape(batch, num_cams, *feats[i].shape[1:]) for i in self.position_level]
+        return [feats[i].float().reshape(batch, num_cams, *feats[i].shape[1:]) for i in self.position_level]
 
     def forward(self, batch: dict, mode: str = "loss") -> dict[str, Tensor] | list[dict[str, Tensor]]:
         """Run one frame per batch slot.
@@ -117,22 +111,17 @@ class RepDetr3D(nn.Module):
             mode: ``'loss'`` → named scalar losses; ``'predict'`` → B dicts of ``boxes_3d``
                 ``(K, 9)``, ``scores_3d`` ``(K,)``, ``labels_3d`` ``(K,)``.
         """
-        if mode not in _MODES:
-            raise ValueError(f"RepDetr3D.forward: mode must be one of {_MODES}, got {mode!r}")
+        if mode not in MODES:
+            raise ValueError(f"RepDetr3D.forward: mode must be one of {MODES}, got {mode!r}")
         img_feats = self.extract_feat(batch["img"])
         if mode == "loss":
             return self._loss(batch, img_feats)
-        preds = self.pts_bbox_head(img_feats, **self._head_inputs(batch))
-        return self.pts_bbox_head.predict(preds)
+        return self.pts_bbox_head.predict(self.head_outputs(img_feats, batch, _pad_shape(batch)))
 
-    def _head_inputs(self, batch: dict) -> dict:
-        """Camera, pose and time inputs of the 3D head."""
-        return dict(
-            lidar2img=batch["lidar2img"], intrinsics=batch["intrinsics"], extrinsics=batch["extrinsics"],
-            ego_pose=batch["ego_pose"], ego_pose_inv=batch["ego_pose_inv"],
-            timestamp=batch["timestamp"], prev_exists=batch["prev_exists"],
-            pad_shape=tuple(int(s) for s in batch["img"].shape[-2:]),
-        )
+    def head_outputs(self, feats: list[Tensor], geometry: Mapping[str, Tensor],
+                     pad_shape: tuple[int, int]) -> dict[str, Tensor]:
+        """One frame of the RayDN head without targets (see :class:`StreamingDetector`)."""
+        return self.pts_bbox_head(feats, pad_shape=pad_shape, **{key: geometry[key] for key in _GEOMETRY_KEYS})
 
     def _loss(self, batch: dict, img_feats: list[Tensor]) -> dict[str, Tensor]:
         """3D losses, plus the 2D auxiliary losses when there is a 2D head.
@@ -146,13 +135,18 @@ class RepDetr3D(nn.Module):
                                    gt_labels_3d=batch["gt_labels_3d"],
                                    pseudo_bboxes_3d=batch.get("pseudo_bboxes_3d"),
                                    pseudo_labels_3d=batch.get("pseudo_labels_3d"),
-                                   **self._head_inputs(batch))
+                                   pad_shape=_pad_shape(batch), **{key: batch[key] for key in _GEOMETRY_KEYS})
         losses = head_losses_3d(self.pts_bbox_head, batch, preds, labelled)
         if self.img_roi_head is not None:
             preds_2d = self.img_roi_head([labelled.samples(feat) for feat in img_feats])
             losses.update(labelled.finish(self.img_roi_head.loss(
                 *(labelled.gt(batch[key]) for key in ("gt_bboxes", "gt_labels", "centers2d")), preds_2d)))
         return losses
+
+
+def _pad_shape(batch: Mapping[str, Tensor]) -> tuple[int, int]:
+    """``(H, W)`` of the batch's padded images."""
+    return int(batch["img"].shape[-2]), int(batch["img"].shape[-1])
 
 
 def _check_supported(num_frame_head_grads: int, num_frame_backbone_grads: int, num_frame_losses: int,
