@@ -25,6 +25,8 @@ def test_options_derive_a_student_from_a_config_file() -> None:
     cfg = load_detector_config(STREAMPETR, "student", options)
     assert cfg.model["img_backbone"] == dict(type="ResNet", depth=18)
     assert cfg.model["img_neck"]["in_channels"] == [256, 512]
+    again = load_detector_config(STREAMPETR, "student", options)  # the options are not consumed
+    assert again.model == cfg.model and options["model.img_backbone"]["_delete_"] is True
     with pytest.raises(ValueError, match="model dict"):
         load_detector_config(dict(type="Petr3D"), "student", options)
     with pytest.raises(KeyError, match="needs a 'type'|must be a model dict"):

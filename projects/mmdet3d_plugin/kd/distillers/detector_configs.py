@@ -77,7 +77,9 @@ def load_detector_config(source: ConfigSource, role: str,
     path = resolve_config_path(source, role)
     cfg = Config.fromfile(str(path))
     if options:
-        cfg.merge_from_dict(dict(options))
+        # merge_from_dict consumes the '_delete_' markers of what it is given: merge a copy,
+        # so the same options give the same config every time they are read.
+        cfg.merge_from_dict(copy.deepcopy(dict(options)))
     if "model" not in cfg:
         raise KeyError(f"{role} config {path} has no 'model' section")
     names = cfg.get("class_names")
