@@ -11,6 +11,7 @@ from torch import nn
 
 from projects.mmdet3d_plugin.engine.benchmarking import (PeakMemoryMeter, StageTimer, count_gflops,
                                                          count_parameters, latency_stats, streaming_indices)
+from projects.mmdet3d_plugin.models.detectors.base import build_detector
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_CONFIG = str(REPO / "tests" / "engine" / "configs" / "tiny_raydn.py")
@@ -102,7 +103,7 @@ def test_benchmark_loads_a_checkpoint_strictly(tmp_path) -> None:
     tool = load_tool("benchmark")
     cfg = tool.load_config(TINY_CONFIG)
     ckpt = tmp_path / "model.pth"
-    state = tool.MODELS.build(cfg.model).state_dict()
+    state = build_detector(cfg.model).state_dict()
     torch.save(state, ckpt)
     model = tool.build_detector(cfg, str(ckpt), torch.device("cpu"))
     assert not model.training
@@ -130,7 +131,7 @@ def test_benchmark_adds_an_onnxruntime_column(tmp_path, capsys) -> None:
 
     tool = load_tool("benchmark")
     cfg = tool.load_config(TINY_CONFIG)
-    path = export_streaming_onnx(tool.MODELS.build(cfg.model).eval(), synthetic_frame(0, 1, 6, (64, 192)),
+    path = export_streaming_onnx(build_detector(cfg.model).eval(), synthetic_frame(0, 1, 6, (64, 192)),
                                  tmp_path / "tiny.onnx")
     result = tool.main([TINY_CONFIG, "--iters", "1", "--warmup", "0", "--onnx", str(path),
                         "--cfg-options", f"data.test.ann_file={tmp_path / 'none.pkl'}"])
