@@ -32,23 +32,29 @@ PER_CAMERA_2D_KEYS = ("gt_bboxes", "gt_labels", "centers2d", "depths")
 class ImageAugParams:
     """One draw of the image augmentation, shared by all cameras of a sample.
 
-    ``resize_dims`` is ``(width, height)`` of the resized image, ``crop`` the box
+    ``resize`` is the drawn scale factor and ``resize_dims`` the ``(width, height)`` of the
+    resized image, ``(int(W * resize), int(H * resize))``; the matrices, 2D boxes and centres
+    are scaled by ``resize`` itself, as upstream does, so they may differ from the image by the
+    truncation (under one pixel at the far border). ``crop`` is the box
     ``(x0, y0, x1, y1)`` cut from it (may reach outside it: zero padding), ``rotate`` the
     rotation in degrees, counter-clockwise as displayed, about the crop's centre.
     """
 
+    resize: float
     resize_dims: tuple[int, int]
     crop: tuple[int, int, int, int]
     flip: bool
     rotate: float
 
 
-def ida_matrix(params: ImageAugParams, src_hw: tuple[int, int]) -> np.ndarray:
-    """The 3x3 float64 affine map from source pixels to augmented pixels (corner convention)."""
-    src_h, src_w = src_hw
-    new_w, new_h = params.resize_dims
+def ida_matrix(params: ImageAugParams) -> np.ndarray:
+    """The 3x3 float64 affine map from source pixels to augmented pixels (corner convention).
+
+    Scales both axes by ``params.resize`` (upstream's ``ida_rot *= resize``), then crops,
+    flips and rotates.
+    """
     x0, y0, x1, y1 = params.crop
-    mat = np.diag([new_w / src_w, new_h / src_h, 1.0])
+    mat = np.diag([params.resize, params.resize, 1.0])
     mat = np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0], [0.0, 0.0, 1.0]]) @ mat
     if params.flip:
         mat = np.array([[-1.0, 0.0, x1 - x0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]) @ mat
@@ -107,7 +113,8 @@ class ResizeCropFlipRotImage:
     whose bottom edge sits ``U(bot_pct_lim)`` of the resized height above the image bottom
     (``(0, 0)``: bottom crop) at a random horizontal offset, a flip with probability 1/2 when
     ``rand_flip``, and a rotation ``~ U(rot_lim)`` degrees. Test: ``r = max(fH / H, fW / W)``,
-    bottom crop at ``mean(bot_pct_lim)``, horizontally centred, no flip, no rotation.
+    bottom crop at ``mean(bot_pct_lim)``, horizontally centred, no flip, no rotation. The
+    image is resized to ``(int(W r), int(H r))`` while matrices and annotations scale by ``r``.
 
     Updates ``img`` (float32 ``(fH, fW, 3)`` each), ``img_shape``, ``intrinsics``, ``lidar2img``
     and, when present, the per-camera 2D annotations: boxes are mapped, clipped to the image
@@ -168,7 +175,7 @@ class ResizeCropFlipRotImage:
             crop_w = int(max(0, new_w - f_w) / 2)
             flip, rotate = False, 0.0
         crop = (crop_w, crop_h, crop_w + f_w, crop_h + f_h)
-        return ImageAugParams((new_w, new_h), crop, flip, rotate)
+        return ImageAugParams(resize, (new_w, new_h), crop, flip, rotate)
 
     def __call__(self, results: dict[str, Any]) -> dict[str, Any]:
         src_hw = (int(self.data_aug_conf["H"]), int(self.data_aug_conf["W"]))
@@ -178,7 +185,7 @@ class ResizeCropFlipRotImage:
                 f"describes H={src_hw[0]}, W={src_hw[1]}; set H and W to the source image size"
             )
         params = self.sample_augmentation()
-        ida = ida_matrix(params, src_hw)
+        ida = ida_matrix(params)
         results["img"] = [augment_image(img, params) for img in results["img"]]
         intrinsics = [np.array(k, dtype=np.float64) for k in results["intrinsics"]]
         for k in intrinsics:
