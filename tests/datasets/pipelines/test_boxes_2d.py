@@ -18,7 +18,27 @@ def test_boxes_are_mapped_clipped_and_small_ones_dropped() -> None:
     np.testing.assert_allclose(out[1], [0, 0, 5, 1])  # x clipped at 0, 1 px high
     np.testing.assert_allclose(out[2], [48, 0, 50, 10])
     assert keep.tolist() == [True, False, True]
-    np.testing.assert_allclose(transform_points_2d(np.array([[10.0, 40.0]]), ida), [[45.0, 10.0]])
+    np.testing.assert_allclose(transform_points_2d(np.array([[10.0, 40.0]]), ida, (20, 50)), [[45.0, 10.0]])
+
+
+def _upstream_centres(centres: np.ndarray, resize: float, crop: tuple[int, int], flip: bool,
+                      final_dim: tuple[int, int]) -> np.ndarray:
+    """Upstream's centers2d rule: scale, shift by the crop, clip to [0, fW] x [0, fH], then flip."""
+    f_h, f_w = final_dim
+    out = np.asarray(centres, dtype=np.float64) * resize - np.asarray(crop, dtype=np.float64)
+    out[:, 0] = np.clip(out[:, 0], 0, f_w)
+    out[:, 1] = np.clip(out[:, 1], 0, f_h)
+    if flip:
+        out[:, 0] = f_w - out[:, 0]
+    return out
+
+
+def test_centres_are_clipped_to_the_image_like_upstream() -> None:
+    ida = np.array([[-0.5, 0.0, 50.0], [0.0, 0.5, -10.0], [0.0, 0.0, 1.0]])  # resize 0.5, crop (0, 10), flip
+    centres = np.array([[10.0, 40.0], [120.0, 70.0], [-20.0, 5.0], [101.0, 61.0], [50.0, 30.0]])
+    out = transform_points_2d(centres, ida, (20, 50))
+    np.testing.assert_allclose(out[:3], [[45.0, 10.0], [0.0, 20.0], [50.0, 0.0]])  # by hand
+    np.testing.assert_allclose(out, _upstream_centres(centres, 0.5, (0, 10), True, (20, 50)), atol=1e-5)
 
 
 def test_rotated_box_is_the_hull_of_its_corners() -> None:

@@ -63,6 +63,20 @@ def test_intrinsics_and_boxes_scale_by_the_drawn_float_not_the_integer_size(rig_
     np.testing.assert_allclose(out["gt_bboxes"][0][0][[0, 2, 1, 3]], expected, atol=1e-4)
 
 
+def test_centre_outside_the_crop_lands_on_the_border(rig_results) -> None:
+    # x: 165 * 0.83 - crop_w >= 132.8 > fW = 128 -> 128; y: 20 * 0.83 - 15 = 1.6 (inside).
+    conf = dict(RIG_CONF, resize_lim=(0.83, 0.83), bot_pct_lim=(0.0, 0.0), rot_lim=(0.0, 0.0),
+                rand_flip=False)
+    results = rig_results()
+    results["gt_bboxes"][0] = np.array([[150.0, 10.0, 160.0, 30.0]], np.float32)
+    results["gt_labels"][0] = np.array([3])
+    results["centers2d"][0] = np.array([[165.0, 20.0]], np.float32)
+    results["depths"][0] = np.array([12.0], np.float32)
+    out = ResizeCropFlipRotImage(conf, training=True)(results)
+    assert out["gt_labels"][0].tolist() == [3]
+    np.testing.assert_allclose(out["centers2d"][0], [[128.0, 20 * 0.83 - 15]], atol=1e-5)
+
+
 def test_flip_mirrors_pixel_columns_and_projection() -> None:
     img = np.zeros((6, 10, 3), dtype=np.float32)
     img[:, 3] = 255.0

@@ -4,10 +4,24 @@ from __future__ import annotations
 import numpy as np
 
 
-def transform_points_2d(points: np.ndarray, ida: np.ndarray) -> np.ndarray:
-    """Apply the 3x3 affine ``ida`` to pixel points ``(M, 2)``; returns float32 ``(M, 2)``."""
+def transform_points_2d(points: np.ndarray, ida: np.ndarray, final_dim: tuple[int, int]) -> np.ndarray:
+    """Map pixel points ``(M, 2)`` through the 3x3 affine ``ida`` and clip them to the image.
+
+    As upstream's ``_bboxes_transform`` does for ``centers2d``: ``u`` is clipped to ``[0, fW]``
+    and ``v`` to ``[0, fH]`` (a projected centre outside the image lands on its border).
+
+    Args:
+        points: ``(M, 2)`` ``(u, v)`` in source pixels.
+        ida: ``(3, 3)`` affine map from source to augmented pixels.
+        final_dim: ``(fH, fW)`` of the augmented image.
+
+    Returns:
+        float32 ``(M, 2)``.
+    """
     points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    return (points @ ida[:2, :2].T + ida[:2, 2]).astype(np.float32)
+    f_h, f_w = final_dim
+    mapped = points @ ida[:2, :2].T + ida[:2, 2]
+    return mapped.clip(0.0, [f_w, f_h]).astype(np.float32)
 
 
 def transform_boxes_2d(

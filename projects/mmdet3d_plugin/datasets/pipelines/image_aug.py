@@ -119,8 +119,8 @@ class ResizeCropFlipRotImage:
     Updates ``img`` (float32 ``(fH, fW, 3)`` each), ``img_shape``, ``intrinsics``, ``lidar2img``
     and, when present, the per-camera 2D annotations: boxes are mapped, clipped to the image
     and dropped (with their labels, centres and depths) when narrower or lower than 2 px or,
-    with ``filter_invisible``, fully hidden behind nearer boxes. ``centers2d`` are the exact
-    mapped projections (not clipped; upstream clips them to the image border).
+    with ``filter_invisible``, fully hidden behind nearer boxes. ``centers2d`` are the mapped
+    projections clipped to ``[0, fW] x [0, fH]``, as upstream.
 
     Args:
         data_aug_conf: dict with ``resize_lim``, ``final_dim`` ``(fH, fW)``, ``bot_pct_lim``,
@@ -225,7 +225,7 @@ class ResizeCropFlipRotImage:
             for key in present:
                 values = boxes if key == "gt_bboxes" else np.asarray(results[key][cam])
                 if key == "centers2d":
-                    values = transform_points_2d(values, ida)
+                    values = transform_points_2d(values, ida, self.final_dim)
                 out[key].append(values[keep])
         results.update(out)
 
