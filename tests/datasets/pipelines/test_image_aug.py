@@ -140,8 +140,10 @@ def test_filter_invisible_drops_covered_boxes(rig_results) -> None:
     conf = dict(RIG_CONF, resize_lim=(1.0, 1.0), final_dim=(96, 160), bot_pct_lim=(0.0, 0.0),
                 rot_lim=(0.0, 0.0), rand_flip=False)
     out = ResizeCropFlipRotImage(conf, training=True)(results)
-    assert out["gt_labels"][0].tolist() == [0, 2]  # box 1 lies behind box 0 entirely
-    assert len(out["centers2d"][0]) == len(out["depths"][0]) == 2
+    # box 1 lies behind box 0 entirely; the survivors come farthest first (upstream)
+    assert out["gt_labels"][0].tolist() == [2, 0]
+    np.testing.assert_allclose(out["depths"][0], [20.0, 5.0])
+    np.testing.assert_allclose(out["centers2d"][0], [[70, 60], [35, 30]])
 
 
 def test_without_2d_the_annotations_are_removed(rig_results) -> None:

@@ -18,9 +18,9 @@ from PIL import Image
 
 from projects.mmdet3d_plugin.datasets.pipelines import sampling
 from projects.mmdet3d_plugin.datasets.pipelines.boxes_2d import (
-    filter_occluded_boxes,
     transform_boxes_2d,
     transform_points_2d,
+    visible_far_to_near,
 )
 from projects.mmdet3d_plugin.registry import TRANSFORMS
 
@@ -119,15 +119,18 @@ class ResizeCropFlipRotImage:
     Updates ``img`` (float32 ``(fH, fW, 3)`` each), ``img_shape``, ``intrinsics``, ``lidar2img``
     and, when present, the per-camera 2D annotations: boxes are mapped, clipped to the image
     and dropped (with their labels, centres and depths) when narrower or lower than 2 px or,
-    with ``filter_invisible``, fully hidden behind nearer boxes. ``centers2d`` are the mapped
-    projections clipped to ``[0, fW] x [0, fH]``, as upstream.
+    with ``filter_invisible``, hidden behind nearer boxes by upstream's rule (see
+    :func:`visible_far_to_near`; the survivors come out farthest first). ``centers2d`` are
+    the mapped projections clipped to ``[0, fW] x [0, fH]``, as upstream.
 
     Args:
         data_aug_conf: dict with ``resize_lim``, ``final_dim`` ``(fH, fW)``, ``bot_pct_lim``,
             ``rot_lim`` (degrees), ``H`` and ``W`` (the source image size; the loaded images
             must have it) and ``rand_flip``.
         with_2d: transform the per-camera 2D annotations; when False they are removed.
-        filter_invisible: drop 2D boxes fully covered by nearer ones.
+        filter_invisible: drop 2D boxes whose whole pixels are all covered by nearer ones
+            (the farthest box is kept where some pixel is uncovered) and order the rest far
+            to near, as upstream.
         training: random (True) or deterministic test-time (False) augmentation.
     """
 
@@ -218,15 +221,15 @@ class ResizeCropFlipRotImage:
         out: dict[str, list[np.ndarray]] = {key: [] for key in present}
         for cam, boxes in enumerate(results["gt_bboxes"]):
             boxes, keep = transform_boxes_2d(boxes, ida, self.final_dim, self.min_size)
+            index = np.flatnonzero(keep)
             if self.filter_invisible and "depths" in results:
-                depths = np.asarray(results["depths"][cam])[keep]
-                visible = filter_occluded_boxes(boxes[keep], depths, self.final_dim)
-                keep[np.flatnonzero(keep)[~visible]] = False
+                depths = np.asarray(results["depths"][cam])[index]
+                index = index[visible_far_to_near(boxes[index], depths, self.final_dim)]
             for key in present:
                 values = boxes if key == "gt_bboxes" else np.asarray(results[key][cam])
                 if key == "centers2d":
                     values = transform_points_2d(values, ida, self.final_dim)
-                out[key].append(values[keep])
+                out[key].append(values[index])
         results.update(out)
 
     def __repr__(self) -> str:
