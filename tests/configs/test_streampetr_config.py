@@ -57,6 +57,8 @@ def test_data_pipeline_and_head_values(cfg) -> None:
     train = cfg.data.train
     assert train.type == 'CustomNuScenesDataset' and train.seq_split_num == 2 and train.seq_mode
     assert train.queue_length == 1 and cfg.data.samples_per_gpu == 2
+    # upstream (exiawsh/StreamPETR at 414f4e6): boxes with any LiDAR or radar point, no frame dropped
+    assert train.use_valid_flag is True and train.filter_empty_gt is False
     assert cfg.data.shuffler_sampler.type == 'InfiniteGroupEachSampleInBatchSampler'
     assert cfg.data.nonshuffler_sampler.type == 'DistributedSampler'
     assert [t['type'] for t in cfg.train_pipeline] == [

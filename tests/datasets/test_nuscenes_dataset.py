@@ -84,6 +84,29 @@ def test_class_subset_remaps_labels_and_valid_flag(synthetic_world: Path, synthe
         assert len(results["centers2d"][cam]) == len(expected)
 
 
+@pytest.mark.parametrize("use_valid_flag, expected", [(True, [0, 2]), (False, [2])])
+def test_use_valid_flag_keeps_boxes_with_lidar_or_radar_points(
+    use_valid_flag: bool, expected: list[int], synthetic_world: Path, synthetic_infos: dict[str, Path],
+    tmp_path: Path
+) -> None:
+    # mmdet3d's NuScenesDataset.get_ann_info: valid_flag (num_lidar_pts + num_radar_pts > 0, set
+    # by the converter) when use_valid_flag, else num_lidar_pts > 0. Box 0 has radar points only,
+    # box 1 no point at all, box 2 LiDAR points only; the others get no point.
+    infos = raw_infos(synthetic_infos["train"])[:1]
+    info = infos[0]
+    m = len(info["gt_names"])
+    assert m >= 3 and set(info["gt_names"][:3]) <= set(NUSCENES_CLASSES)
+    info["num_lidar_pts"] = np.r_[0, 0, 5, np.zeros(m - 3)].astype(np.int64)
+    info["num_radar_pts"] = np.r_[3, 0, 0, np.zeros(m - 3)].astype(np.int64)
+    info["valid_flag"] = np.r_[True, False, True, np.zeros(m - 3, dtype=bool)]
+    ann_file = tmp_path / "infos.pkl"
+    with open(ann_file, "wb") as file:
+        pickle.dump({"infos": infos, "metadata": {"version": "v1.0-mini"}}, file)
+    data = CustomNuScenesDataset(ann_file=ann_file, data_root=synthetic_world, use_valid_flag=use_valid_flag)
+    boxes = data.get_ann_info(0)["gt_bboxes_3d"]
+    np.testing.assert_allclose(boxes[:, :7], info["gt_boxes"][expected], rtol=1e-6, atol=1e-5)
+
+
 def test_segments_and_prev_exists(synthetic_world: Path, synthetic_infos: dict[str, Path]) -> None:
     whole = CustomNuScenesDataset(ann_file=synthetic_infos["train"], data_root=synthetic_world)
     assert whole.flag.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]

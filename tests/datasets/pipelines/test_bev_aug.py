@@ -52,9 +52,25 @@ def test_ego_pose_and_lidar2img_invariants(seed: int, rig_results) -> None:
         np.testing.assert_allclose(
             hom_a @ after["lidar2img"][cam].T, hom_b @ before["lidar2img"][cam].T, atol=1e-3
         )
-        np.testing.assert_allclose(
-            after["lidar2img"][cam], after["intrinsics"][cam] @ after["extrinsics"][cam], atol=1e-6
-        )
+        np.testing.assert_array_equal(after["extrinsics"][cam], before["extrinsics"][cam])
+        np.testing.assert_array_equal(after["intrinsics"][cam], before["intrinsics"][cam])
+
+
+def test_known_draw_moves_lidar2img_and_poses_but_not_the_rig(rig_results, monkeypatch) -> None:
+    # angle pi/2, scale 2, t = (1, 2, 3): p = R^T (q - t) / 2, i.e. A^-1 worked out by hand.
+    a_inv = np.array([[0.0, 0.5, 0.0, -1.0], [-0.5, 0.0, 0.0, 0.5], [0.0, 0.0, 0.5, -1.5], [0.0, 0.0, 0.0, 1.0]])
+    aug = GlobalRotScaleTransImage(**UPSTREAM_ARGS)
+    monkeypatch.setattr(aug, "sample_augmentation", lambda: (np.pi / 2, 2.0, np.array([1.0, 2.0, 3.0])))
+    results = rig_results()
+    before = copy.deepcopy(results)
+    after = aug(results)
+    np.testing.assert_allclose(after["ego_pose"], before["ego_pose"] @ a_inv, atol=1e-9)
+    np.testing.assert_allclose(after["ego_pose_inv"], np.linalg.inv(a_inv) @ before["ego_pose_inv"], atol=1e-9)
+    for cam in range(2):
+        np.testing.assert_allclose(after["lidar2img"][cam], before["lidar2img"][cam] @ a_inv, atol=1e-9)
+        # upstream GlobalRotScaleTransImage updates lidar2img and the ego poses only
+        np.testing.assert_array_equal(after["extrinsics"][cam], before["extrinsics"][cam])
+        np.testing.assert_array_equal(after["intrinsics"][cam], before["intrinsics"][cam])
 
 
 def test_velocity_and_size_follow_the_augmentation(rig_results) -> None:

@@ -23,7 +23,7 @@ RIG_CONF = dict(resize_lim=(0.8, 1.2), final_dim=(64, 128), bot_pct_lim=(0.0, 0.
 
 def test_test_mode_is_upstream_resize_and_bottom_crop() -> None:
     params = ResizeCropFlipRotImage(UPSTREAM_CONF, training=False).sample_augmentation()
-    assert params == ImageAugParams((704, 396), (0, 140, 704, 396), False, 0.0)
+    assert params == ImageAugParams(0.44, (704, 396), (0, 140, 704, 396), False, 0.0)
 
 
 def test_train_draws_stay_in_range() -> None:
@@ -40,21 +40,53 @@ def test_train_draws_stay_in_range() -> None:
 
 
 def test_ida_matrix_without_rotation_is_scale_crop_flip() -> None:
-    params = ImageAugParams((800, 450), (30, 100, 382, 228), True, 0.0)
-    ida = ida_matrix(params, (900, 1600))
+    params = ImageAugParams(0.5, (800, 450), (30, 100, 382, 228), True, 0.0)
+    ida = ida_matrix(params)
     np.testing.assert_allclose(ida, [[-0.5, 0, 352 + 30], [0, 0.5, -100], [0, 0, 1]])
+
+
+def test_intrinsics_and_boxes_scale_by_the_drawn_float_not_the_integer_size(rig_results) -> None:
+    # upstream: image resized to (int(160 * 0.83), int(96 * 0.83)) = (132, 79), but
+    # ida_rot *= resize and bboxes * resize use 0.83 itself; crop_h = 79 - 64 = 15.
+    conf = dict(RIG_CONF, resize_lim=(0.83, 0.83), bot_pct_lim=(0.0, 0.0), rot_lim=(0.0, 0.0),
+                rand_flip=False)
+    aug = ResizeCropFlipRotImage(conf, filter_invisible=False, training=True)
+    assert aug.sample_augmentation().resize_dims == (132, 79)
+    results = rig_results()
+    box = results["gt_bboxes"][0][0].astype(np.float64)
+    out = aug(results)
+    k = out["intrinsics"][0]
+    np.testing.assert_allclose([k[0, 0], k[1, 1], k[1, 2]], [90 * 0.83, 92 * 0.83, 50 * 0.83 - 15], atol=1e-9)
+    crop_w = 78 * 0.83 - k[0, 2]
+    assert abs(crop_w - round(crop_w)) < 1e-9 and 0 <= round(crop_w) <= 132 - 128
+    expected = np.r_[box[[0, 2]] * 0.83 - round(crop_w), box[[1, 3]] * 0.83 - 15]
+    np.testing.assert_allclose(out["gt_bboxes"][0][0][[0, 2, 1, 3]], expected, atol=1e-4)
+
+
+def test_centre_outside_the_crop_lands_on_the_border(rig_results) -> None:
+    # x: 165 * 0.83 - crop_w >= 132.8 > fW = 128 -> 128; y: 20 * 0.83 - 15 = 1.6 (inside).
+    conf = dict(RIG_CONF, resize_lim=(0.83, 0.83), bot_pct_lim=(0.0, 0.0), rot_lim=(0.0, 0.0),
+                rand_flip=False)
+    results = rig_results()
+    results["gt_bboxes"][0] = np.array([[150.0, 10.0, 160.0, 30.0]], np.float32)
+    results["gt_labels"][0] = np.array([3])
+    results["centers2d"][0] = np.array([[165.0, 20.0]], np.float32)
+    results["depths"][0] = np.array([12.0], np.float32)
+    out = ResizeCropFlipRotImage(conf, training=True)(results)
+    assert out["gt_labels"][0].tolist() == [3]
+    np.testing.assert_allclose(out["centers2d"][0], [[128.0, 20 * 0.83 - 15]], atol=1e-5)
 
 
 def test_flip_mirrors_pixel_columns_and_projection() -> None:
     img = np.zeros((6, 10, 3), dtype=np.float32)
     img[:, 3] = 255.0
-    params = ImageAugParams((10, 6), (0, 0, 10, 6), True, 0.0)
+    params = ImageAugParams(1.0, (10, 6), (0, 0, 10, 6), True, 0.0)
     flipped = augment_image(img, params)
     assert np.flatnonzero(flipped[0, :, 0] > 128).tolist() == [10 - 1 - 3]
     intrinsic = np.array([[5.0, 0.0, 5.0], [0.0, 5.0, 3.0], [0.0, 0.0, 1.0]])
     point = np.array([-0.3, 0.1, 1.0])  # camera frame: projects into column 3
     uv = (intrinsic @ point)[:2] / point[2]
-    flipped_k = ida_matrix(params, (6, 10)) @ intrinsic
+    flipped_k = ida_matrix(params) @ intrinsic
     uv_f = (flipped_k @ point)[:2] / point[2]
     assert int(uv[0]) == 3
     np.testing.assert_allclose(uv_f, [10 - uv[0], uv[1]])
@@ -64,9 +96,9 @@ def test_flip_mirrors_pixel_columns_and_projection() -> None:
 def test_rotation_moves_pixels_with_the_matrix() -> None:
     img = np.zeros((60, 80, 3), dtype=np.float32)
     img[10:16, 60:66] = 200.0  # a block centred at (63, 13)
-    params = ImageAugParams((80, 60), (0, 0, 80, 60), False, 25.0)
+    params = ImageAugParams(1.0, (80, 60), (0, 0, 80, 60), False, 25.0)
     out = augment_image(img, params)
-    u, v, _ = ida_matrix(params, (60, 80)) @ np.array([63.0, 13.0, 1.0])
+    u, v, _ = ida_matrix(params) @ np.array([63.0, 13.0, 1.0])
     assert out[int(v), int(u)].min() > 150
     assert out[13, 63].max() < 50  # rotated away from its old place
 
@@ -108,8 +140,10 @@ def test_filter_invisible_drops_covered_boxes(rig_results) -> None:
     conf = dict(RIG_CONF, resize_lim=(1.0, 1.0), final_dim=(96, 160), bot_pct_lim=(0.0, 0.0),
                 rot_lim=(0.0, 0.0), rand_flip=False)
     out = ResizeCropFlipRotImage(conf, training=True)(results)
-    assert out["gt_labels"][0].tolist() == [0, 2]  # box 1 lies behind box 0 entirely
-    assert len(out["centers2d"][0]) == len(out["depths"][0]) == 2
+    # box 1 lies behind box 0 entirely; the survivors come farthest first (upstream)
+    assert out["gt_labels"][0].tolist() == [2, 0]
+    np.testing.assert_allclose(out["depths"][0], [20.0, 5.0])
+    np.testing.assert_allclose(out["centers2d"][0], [[70, 60], [35, 30]])
 
 
 def test_without_2d_the_annotations_are_removed(rig_results) -> None:

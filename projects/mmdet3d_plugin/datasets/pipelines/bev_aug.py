@@ -1,10 +1,19 @@
 """BEV augmentation: a random rotation about +z, a uniform scale and a translation of the
-LiDAR frame, applied consistently to the 3D boxes and to every matrix of the sample.
+LiDAR frame, applied consistently to the 3D boxes, ``lidar2img`` and the ego poses.
 
-The augmentation is ``p_aug = A @ p`` with ``A = [[s R(theta), t], [0, 1]]``. Matrices that
-take LiDAR points as input are right-multiplied by ``A^-1`` (``lidar2img``, ``extrinsics``,
-``ego_pose``), ``ego_pose_inv`` is left-multiplied by ``A``; so ``lidar2img_aug @ p_aug ==
-lidar2img @ p`` and ``ego_pose_aug @ p_aug == ego_pose @ p`` (the global point).
+The augmentation is ``p_aug = A @ p`` with ``A = [[s R(theta), t], [0, 1]]``. ``lidar2img``
+and ``ego_pose`` take LiDAR points as input and are right-multiplied by ``A^-1``;
+``ego_pose_inv`` is left-multiplied by ``A``; so ``lidar2img_aug @ p_aug == lidar2img @ p`` and
+``ego_pose_aug @ p_aug == ego_pose @ p`` (the global point).
+
+``extrinsics`` (LiDAR -> camera) and ``intrinsics`` are left as they are, as upstream's
+``GlobalRotScaleTransImage`` (StreamPETR / RayDN ``transform_3d.py``) does. After this step
+``lidar2img == intrinsics @ extrinsics @ A^-1``, not ``intrinsics @ extrinsics``: the
+extrinsics stay the calibrated camera rig, so RayDN's camera embedding (``fx``, ``fy`` and
+``extrinsics[:3, :4]``) sees the same rig in training as at test time, while the projection
+used for geometry follows the augmented frame. Consequently the step must come after
+``ResizeCropFlipRotImage``, which rebuilds ``lidar2img`` from ``intrinsics @ extrinsics`` (the
+upstream order).
 """
 from __future__ import annotations
 
@@ -45,6 +54,9 @@ def transform_boxes_3d(boxes: np.ndarray, aug: np.ndarray, angle: float, scale: 
 @TRANSFORMS.register_module()
 class GlobalRotScaleTransImage:
     """Random BEV rotation, scaling and translation of the sample (training only).
+
+    Updates ``gt_bboxes_3d`` (when present), ``lidar2img``, ``ego_pose`` and ``ego_pose_inv``;
+    ``extrinsics`` and ``intrinsics`` keep the calibrated rig (upstream; see the module notes).
 
     Args:
         rot_range: ``[min, max]`` rotation angle in radians.
@@ -91,8 +103,7 @@ class GlobalRotScaleTransImage:
         angle, scale, translation = self.sample_augmentation()
         aug = bev_aug_matrix(angle, scale, translation)
         aug_inv = np.linalg.inv(aug)
-        for key in ("lidar2img", "extrinsics"):
-            results[key] = [np.asarray(m, dtype=np.float64) @ aug_inv for m in results[key]]
+        results["lidar2img"] = [np.asarray(m, dtype=np.float64) @ aug_inv for m in results["lidar2img"]]
         results["ego_pose"] = np.asarray(results["ego_pose"], dtype=np.float64) @ aug_inv
         results["ego_pose_inv"] = aug @ np.asarray(results["ego_pose_inv"], dtype=np.float64)
         if "gt_bboxes_3d" in results:

@@ -1,13 +1,27 @@
-"""Geometry of per-camera 2D annotations under an image-space affine map."""
+"""Per-camera 2D annotations under an image-space affine map, and upstream's occlusion filter."""
 from __future__ import annotations
 
 import numpy as np
 
 
-def transform_points_2d(points: np.ndarray, ida: np.ndarray) -> np.ndarray:
-    """Apply the 3x3 affine ``ida`` to pixel points ``(M, 2)``; returns float32 ``(M, 2)``."""
+def transform_points_2d(points: np.ndarray, ida: np.ndarray, final_dim: tuple[int, int]) -> np.ndarray:
+    """Map pixel points ``(M, 2)`` through the 3x3 affine ``ida`` and clip them to the image.
+
+    As upstream's ``_bboxes_transform`` does for ``centers2d``: ``u`` is clipped to ``[0, fW]``
+    and ``v`` to ``[0, fH]`` (a projected centre outside the image lands on its border).
+
+    Args:
+        points: ``(M, 2)`` ``(u, v)`` in source pixels.
+        ida: ``(3, 3)`` affine map from source to augmented pixels.
+        final_dim: ``(fH, fW)`` of the augmented image.
+
+    Returns:
+        float32 ``(M, 2)``.
+    """
     points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    return (points @ ida[:2, :2].T + ida[:2, 2]).astype(np.float32)
+    f_h, f_w = final_dim
+    mapped = points @ ida[:2, :2].T + ida[:2, 2]
+    return mapped.clip(0.0, [f_w, f_h]).astype(np.float32)
 
 
 def transform_boxes_2d(
@@ -38,14 +52,14 @@ def transform_boxes_2d(
     return out.astype(np.float32), keep
 
 
-def filter_occluded_boxes(
-    boxes: np.ndarray, depths: np.ndarray, final_dim: tuple[int, int]
-) -> np.ndarray:
-    """Which boxes keep at least one whole pixel not covered by a nearer box.
+def visible_far_to_near(boxes: np.ndarray, depths: np.ndarray, final_dim: tuple[int, int]) -> np.ndarray:
+    """Upstream's occlusion filter (``_filter_invisible``): which boxes survive, far to near.
 
-    Boxes are painted far to near onto an ``(fH, fW)`` index map over the whole pixels they
-    cover (``ceil`` of the top-left, ``floor`` of the bottom-right corner); a box is visible
-    when its index survives somewhere.
+    The boxes are sorted far to near (stable ``argsort(-depths)``) and their ranks painted in
+    that order onto an ``(fH, fW)`` map over the whole pixels they cover (``ceil`` of the
+    top-left, ``floor`` of the bottom-right corner). The map starts at 0, so unpainted pixels
+    count for rank 0: the farthest box survives whenever some pixel is left unpainted or
+    shows it. The survivors are the ranks left on the map, in rank order.
 
     Args:
         boxes: ``(K, 4)`` xyxy inside the image.
@@ -53,13 +67,15 @@ def filter_occluded_boxes(
         final_dim: ``(fH, fW)``.
 
     Returns:
-        bool ``(K,)``.
+        int64 ``(K',)`` indices into ``boxes`` of the surviving boxes, farthest first.
     """
-    f_h, f_w = final_dim
-    index_map = np.full((f_h, f_w), -1, dtype=np.int64)
+    depths = np.asarray(depths).reshape(-1)
+    if len(depths) == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.argsort(-depths, kind="stable")
     whole = np.concatenate([np.ceil(boxes[:, :2]), np.floor(boxes[:, 2:])], axis=1).astype(np.int64)
-    for i in np.argsort(-np.asarray(depths), kind="stable"):
-        u0, v0, u1, v1 = whole[i]
-        index_map[v0:v1, u0:u1] = i
-    counts = np.bincount(index_map.ravel() + 1, minlength=len(boxes) + 1)
-    return counts[1:] > 0
+    rank_map = np.zeros(final_dim, dtype=np.int64)
+    for rank, index in enumerate(order):
+        u0, v0, u1, v1 = whole[index]
+        rank_map[v0:v1, u0:u1] = rank
+    return order[np.unique(rank_map)]

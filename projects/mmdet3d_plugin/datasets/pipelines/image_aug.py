@@ -18,9 +18,9 @@ from PIL import Image
 
 from projects.mmdet3d_plugin.datasets.pipelines import sampling
 from projects.mmdet3d_plugin.datasets.pipelines.boxes_2d import (
-    filter_occluded_boxes,
     transform_boxes_2d,
     transform_points_2d,
+    visible_far_to_near,
 )
 from projects.mmdet3d_plugin.registry import TRANSFORMS
 
@@ -32,23 +32,29 @@ PER_CAMERA_2D_KEYS = ("gt_bboxes", "gt_labels", "centers2d", "depths")
 class ImageAugParams:
     """One draw of the image augmentation, shared by all cameras of a sample.
 
-    ``resize_dims`` is ``(width, height)`` of the resized image, ``crop`` the box
+    ``resize`` is the drawn scale factor and ``resize_dims`` the ``(width, height)`` of the
+    resized image, ``(int(W * resize), int(H * resize))``; the matrices, 2D boxes and centres
+    are scaled by ``resize`` itself, as upstream does, so they may differ from the image by the
+    truncation (under one pixel at the far border). ``crop`` is the box
     ``(x0, y0, x1, y1)`` cut from it (may reach outside it: zero padding), ``rotate`` the
     rotation in degrees, counter-clockwise as displayed, about the crop's centre.
     """
 
+    resize: float
     resize_dims: tuple[int, int]
     crop: tuple[int, int, int, int]
     flip: bool
     rotate: float
 
 
-def ida_matrix(params: ImageAugParams, src_hw: tuple[int, int]) -> np.ndarray:
-    """The 3x3 float64 affine map from source pixels to augmented pixels (corner convention)."""
-    src_h, src_w = src_hw
-    new_w, new_h = params.resize_dims
+def ida_matrix(params: ImageAugParams) -> np.ndarray:
+    """The 3x3 float64 affine map from source pixels to augmented pixels (corner convention).
+
+    Scales both axes by ``params.resize`` (upstream's ``ida_rot *= resize``), then crops,
+    flips and rotates.
+    """
     x0, y0, x1, y1 = params.crop
-    mat = np.diag([new_w / src_w, new_h / src_h, 1.0])
+    mat = np.diag([params.resize, params.resize, 1.0])
     mat = np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0], [0.0, 0.0, 1.0]]) @ mat
     if params.flip:
         mat = np.array([[-1.0, 0.0, x1 - x0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]) @ mat
@@ -107,20 +113,24 @@ class ResizeCropFlipRotImage:
     whose bottom edge sits ``U(bot_pct_lim)`` of the resized height above the image bottom
     (``(0, 0)``: bottom crop) at a random horizontal offset, a flip with probability 1/2 when
     ``rand_flip``, and a rotation ``~ U(rot_lim)`` degrees. Test: ``r = max(fH / H, fW / W)``,
-    bottom crop at ``mean(bot_pct_lim)``, horizontally centred, no flip, no rotation.
+    bottom crop at ``mean(bot_pct_lim)``, horizontally centred, no flip, no rotation. The
+    image is resized to ``(int(W r), int(H r))`` while matrices and annotations scale by ``r``.
 
     Updates ``img`` (float32 ``(fH, fW, 3)`` each), ``img_shape``, ``intrinsics``, ``lidar2img``
     and, when present, the per-camera 2D annotations: boxes are mapped, clipped to the image
     and dropped (with their labels, centres and depths) when narrower or lower than 2 px or,
-    with ``filter_invisible``, fully hidden behind nearer boxes. ``centers2d`` are the exact
-    mapped projections (not clipped; upstream clips them to the image border).
+    with ``filter_invisible``, hidden behind nearer boxes by upstream's rule (see
+    :func:`visible_far_to_near`; the survivors come out farthest first). ``centers2d`` are
+    the mapped projections clipped to ``[0, fW] x [0, fH]``, as upstream.
 
     Args:
         data_aug_conf: dict with ``resize_lim``, ``final_dim`` ``(fH, fW)``, ``bot_pct_lim``,
             ``rot_lim`` (degrees), ``H`` and ``W`` (the source image size; the loaded images
             must have it) and ``rand_flip``.
         with_2d: transform the per-camera 2D annotations; when False they are removed.
-        filter_invisible: drop 2D boxes fully covered by nearer ones.
+        filter_invisible: drop 2D boxes whose whole pixels are all covered by nearer ones
+            (the farthest box is kept where some pixel is uncovered) and order the rest far
+            to near, as upstream.
         training: random (True) or deterministic test-time (False) augmentation.
     """
 
@@ -168,7 +178,7 @@ class ResizeCropFlipRotImage:
             crop_w = int(max(0, new_w - f_w) / 2)
             flip, rotate = False, 0.0
         crop = (crop_w, crop_h, crop_w + f_w, crop_h + f_h)
-        return ImageAugParams((new_w, new_h), crop, flip, rotate)
+        return ImageAugParams(resize, (new_w, new_h), crop, flip, rotate)
 
     def __call__(self, results: dict[str, Any]) -> dict[str, Any]:
         src_hw = (int(self.data_aug_conf["H"]), int(self.data_aug_conf["W"]))
@@ -178,7 +188,7 @@ class ResizeCropFlipRotImage:
                 f"describes H={src_hw[0]}, W={src_hw[1]}; set H and W to the source image size"
             )
         params = self.sample_augmentation()
-        ida = ida_matrix(params, src_hw)
+        ida = ida_matrix(params)
         results["img"] = [augment_image(img, params) for img in results["img"]]
         intrinsics = [np.array(k, dtype=np.float64) for k in results["intrinsics"]]
         for k in intrinsics:
@@ -211,15 +221,15 @@ class ResizeCropFlipRotImage:
         out: dict[str, list[np.ndarray]] = {key: [] for key in present}
         for cam, boxes in enumerate(results["gt_bboxes"]):
             boxes, keep = transform_boxes_2d(boxes, ida, self.final_dim, self.min_size)
+            index = np.flatnonzero(keep)
             if self.filter_invisible and "depths" in results:
-                depths = np.asarray(results["depths"][cam])[keep]
-                visible = filter_occluded_boxes(boxes[keep], depths, self.final_dim)
-                keep[np.flatnonzero(keep)[~visible]] = False
+                depths = np.asarray(results["depths"][cam])[index]
+                index = index[visible_far_to_near(boxes[index], depths, self.final_dim)]
             for key in present:
                 values = boxes if key == "gt_bboxes" else np.asarray(results[key][cam])
                 if key == "centers2d":
-                    values = transform_points_2d(values, ida)
-                out[key].append(values[keep])
+                    values = transform_points_2d(values, ida, self.final_dim)
+                out[key].append(values[index])
         results.update(out)
 
     def __repr__(self) -> str:
