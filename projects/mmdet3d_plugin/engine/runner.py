@@ -11,6 +11,7 @@ from ..core.checkpoint import load_checkpoint
 from ..registry import DATASETS, MODELS
 from .data_module import StreamingDataModule
 from .detector_module import DetectorModule
+from .initial_weights import load_initial_weights
 from .nuscenes_evaluator import NuScenesEvaluator
 from .runtime_config import parse_runtime
 from .trainer_factory import LaunchEnv, build_trainer, latest_checkpoint
@@ -98,8 +99,8 @@ def train(
     work_dir = Path(work_dir)
     runtime = parse_runtime(cfg)
     model = build_model(cfg)
-    if runtime.load_from and not resume:
-        load_checkpoint(model, runtime.load_from, strict=True)
+    if runtime.load_from is not None and not resume:
+        load_initial_weights(model, runtime.load_from)
     train_set = build_dataset(cfg, "train")
     val_set = build_dataset(cfg, "val") if "val" in cfg.data else None
     evaluator = None
