@@ -7,6 +7,7 @@ import pytest
 import torch
 from mmengine import Config
 
+from projects.mmdet3d_plugin.engine.runtime_config import LoadFromSpec, parse_runtime
 from projects.mmdet3d_plugin.registry import MODELS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,12 +63,37 @@ def test_backbones_and_inits() -> None:
         assert cfg.model.img_backbone.depth == depth
         assert cfg.model.img_backbone.init_cfg == dict(type="Pretrained", checkpoint=f"torchvision://resnet{depth}")
         assert cfg.model.img_neck.in_channels == [64, 128, 256, 512]
-        assert cfg.load_from is None
         assert cfg.model.pts_bbox_head == r50.model.pts_bbox_head
     head = r50.model.pts_bbox_head
     assert (head.num_query, head.memory_len, head.topk_proposals, head.num_propagated) == (300, 512, 128, 128)
     assert (head.scalar, head.raydn_group, head.raydn_num, head.raydn_alpha, head.raydn_beta) == (10, 1, 5, 8, 2)
     assert r50.model.img_roi_head.type == "YOLOXHeadCustom"
+
+
+@pytest.mark.parametrize("name", [R34, R18])
+def test_students_load_the_r50_nuimages_file_non_strictly_as_released(name) -> None:
+    """HarmoDistill-BEV's RayDN/raydn_r18 (and r34) config: ``load_from`` the remapped nuImages
+    Cascade Mask R-CNN file, which mmcv's runner loads with ``strict=False`` after the
+    ImageNet backbone init; the R50 config loads it the same way (the file has no heads)."""
+    spec = parse_runtime(_config(name)).load_from
+    assert spec == LoadFromSpec("ckpts/cascade_mask_rcnn_r50_fpn_coco-20e_20e_nuim-remapped.pth", strict=False)
+    assert parse_runtime(_config(R50)).load_from.strict is False  # upstream: the file has no heads
+    assert parse_runtime(_with_no_load_from(name)).load_from is None
+
+
+def _with_no_load_from(name: str) -> Config:
+    """The documented switch to ImageNet alone: ``--cfg-options load_from=None``."""
+    cfg = _config(name)
+    cfg.merge_from_dict({"load_from": None})
+    return cfg
+
+
+@pytest.mark.parametrize("depth", [18, 34])
+def test_distilled_students_start_from_imagenet_alone_as_released(depth) -> None:
+    """Upstream distills with a student config whose load_from is commented out."""
+    for suffix in ("_released", ""):
+        cfg = Config.fromfile(str(ROOT / f"projects/configs/Distill3D/distill_raydn_r50_r{depth}{suffix}.py"))
+        assert parse_runtime(cfg).load_from is None
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from projects.mmdet3d_plugin.engine.runtime_config import parse_runtime
+from projects.mmdet3d_plugin.engine.runtime_config import LoadFromSpec, parse_runtime
 
 
 def streampetr_runtime(**overrides):
@@ -79,3 +79,21 @@ def test_negative_interval_is_refused(section):
 def test_only_evaluation_can_be_switched_off(section):
     with pytest.raises(ValueError, match="positive number of iterations, got 0"):
         parse_runtime(streampetr_runtime(**{section: dict(interval=0)}))
+
+
+def test_load_from_is_strict_unless_load_from_strict_is_false():
+    assert parse_runtime(streampetr_runtime()).load_from is None
+    assert parse_runtime(streampetr_runtime(load_from="ckpts/a.pth")).load_from == LoadFromSpec("ckpts/a.pth", True)
+    spec = parse_runtime(streampetr_runtime(load_from="ckpts/a.pth", load_from_strict=False)).load_from
+    assert spec == LoadFromSpec("ckpts/a.pth", strict=False)
+    # --cfg-options load_from=None on a non-strict config: nothing is loaded, no error
+    assert parse_runtime(streampetr_runtime(load_from=None, load_from_strict=False)).load_from is None
+
+
+def test_load_from_mistakes_are_named():
+    with pytest.raises(KeyError, match=r"'load_from_stict'.*'load_from_strict'"):
+        parse_runtime(streampetr_runtime(load_from="a.pth", load_from_stict=False))
+    with pytest.raises(TypeError, match=r"load_from_strict must be True or False, got 'no'"):
+        parse_runtime(streampetr_runtime(load_from="a.pth", load_from_strict="no"))
+    with pytest.raises(TypeError, match=r"load_from must be None or a checkpoint file path.*load_from_strict"):
+        parse_runtime(streampetr_runtime(load_from=dict(path="a.pth", strict=False)))

@@ -15,6 +15,10 @@ _base_ = ['../RayDN/raydn_r18_704_bs2_seq_428q_nui_24e.py']
 teacher_config = 'projects/configs/RayDN/raydn_r50_704_bs2_seq_428q_nui_60e.py'
 teacher_checkpoint = 'ckpts/raydn_r50_704_bs2_seq_428q_nui_60e_20240403.pth'
 student_config = 'projects/configs/RayDN/raydn_r18_704_bs2_seq_428q_nui_24e.py'
+# As released, the distilled student starts from ImageNet alone: the student config's
+# load_from (R50 nuImages file, for undistilled training) is not applied, and load_from here
+# would address the distiller's keys (student.*, teacher.*), see docs/model_zoo.md.
+load_from = None
 
 fpn_levels = [0, 1, 2, 3]
 fpn_loss_weights = [0.1, 0.1, 0.1, 0.01]

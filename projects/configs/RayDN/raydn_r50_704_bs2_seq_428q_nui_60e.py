@@ -287,5 +287,8 @@ log_config = dict(
     hooks=[dict(type='TextLoggerHook'), dict(type='TensorboardLoggerHook')])
 runner = dict(
     type='IterBasedRunner', max_iters=num_epochs * num_iters_per_epoch)
+# As upstream (mmcv's load_from is non-strict): the remapped nuImages detector file holds the
+# backbone and the FPN only, so the heads keep their own initialisation.
 load_from = 'ckpts/cascade_mask_rcnn_r50_fpn_coco-20e_20e_nuim-remapped.pth'
+load_from_strict = False
 resume_from = None

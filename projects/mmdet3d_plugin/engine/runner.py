@@ -13,6 +13,7 @@ from ..models.detectors.base import StreamingModel, check_streaming_model
 from ..registry import DATASETS, MODELS
 from .data_module import StreamingDataModule
 from .detector_module import DetectorModule
+from .initial_weights import load_initial_weights
 from .nuscenes_evaluator import NuScenesEvaluator
 from .precision import apply_feature_precision
 from .runtime_config import RuntimeSpec, parse_runtime
@@ -106,8 +107,8 @@ def train(
     runtime = _runtime_on(env, parse_runtime(cfg), train=precision)
     model = build_model(cfg)
     apply_feature_precision(model, runtime.precision)
-    if runtime.load_from and not resume:
-        load_checkpoint(model, runtime.load_from, strict=True)
+    if runtime.load_from is not None and not resume:
+        load_initial_weights(model, runtime.load_from)
     train_set = build_dataset(cfg, "train")
     val_set = build_dataset(cfg, "val") if "val" in cfg.data else None
     evaluator = None

@@ -1,10 +1,10 @@
 """A validated view of the mmcv-style runtime keys of a StreamPETR / RayDN config.
 
 Configs keep the top-level keys users know (``optimizer``, ``optimizer_config``,
-``lr_config``, ``runner``, ``fp16`` / ``precision``, ``checkpoint_config``, ``log_config``, ``evaluation``,
-``load_from``, ``resume_from``). :func:`parse_runtime` reads them once into plain
-dataclasses and rejects unknown keys inside them with close matches, so a typo fails before
-any training starts.
+``lr_config``, ``runner``, ``fp16`` / ``precision``, ``checkpoint_config``, ``log_config``,
+``evaluation``, ``load_from``, ``load_from_strict``, ``resume_from``). :func:`parse_runtime`
+reads them once into plain dataclasses and rejects unknown keys inside them with close
+matches, so a typo fails before any training starts.
 """
 from __future__ import annotations
 
@@ -42,6 +42,20 @@ class ScheduleSpec:
 
 
 @dataclass(frozen=True)
+class LoadFromSpec:
+    """``load_from`` + ``load_from_strict``: the weights a training run starts from (not used
+    when resuming).
+
+    Strict (the default) requires every key and shape to match. ``load_from_strict=False``
+    is mmcv's ``load_from``: after the model's own ``init_weights`` (e.g. an ImageNet
+    backbone), only the file's tensors whose names and shapes match are copied.
+    """
+
+    path: str
+    strict: bool = True
+
+
+@dataclass(frozen=True)
 class RuntimeSpec:
     """Everything the engine needs from a config besides ``model`` and ``data``."""
 
@@ -54,7 +68,7 @@ class RuntimeSpec:
     max_keep_ckpts: int
     log_interval: int
     eval_interval: int  # 0: no evaluation during training
-    load_from: str | None
+    load_from: LoadFromSpec | None
     resume_from: str | None
 
 
@@ -155,6 +169,27 @@ def _interval(cfg: Mapping[str, Any], section: str, default: int, *, allow_off: 
     return value
 
 
+LOAD_FROM_KEYS = ("load_from", "load_from_strict")
+
+
+def _parse_load_from(cfg: Mapping[str, Any]) -> LoadFromSpec | None:
+    """``load_from`` (None or a path) and ``load_from_strict`` (a bool, default True)."""
+    for key in cfg:
+        if key.startswith("load_from") and key not in LOAD_FROM_KEYS:
+            close = difflib.get_close_matches(key, LOAD_FROM_KEYS, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else f" Known: {list(LOAD_FROM_KEYS)}."
+            raise KeyError(f"Unknown top-level key '{key}' in the config.{hint}")
+    path, strict = cfg.get("load_from"), cfg.get("load_from_strict", True)
+    if not isinstance(strict, bool):
+        raise TypeError(f"load_from_strict must be True or False, got {strict!r}.")
+    if path is None:
+        return None
+    if not isinstance(path, str) or not path:
+        raise TypeError(f"load_from must be None or a checkpoint file path, got {path!r}; "
+                        "strictness is the separate key load_from_strict.")
+    return LoadFromSpec(path=path, strict=strict)
+
+
 def parse_runtime(cfg: Mapping[str, Any]) -> RuntimeSpec:
     """Read and validate the runtime sections of a config (an mmengine ``Config`` or dict)."""
     schedule = _parse_schedule(cfg)
@@ -175,6 +210,6 @@ def parse_runtime(cfg: Mapping[str, Any]) -> RuntimeSpec:
         max_keep_ckpts=int(ckpt.get("max_keep_ckpts", -1)),
         log_interval=int(log["interval"]),
         eval_interval=int(evaluation["interval"]),
-        load_from=cfg.get("load_from"),
+        load_from=_parse_load_from(cfg),
         resume_from=cfg.get("resume_from"),
     )

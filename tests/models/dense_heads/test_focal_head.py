@@ -4,6 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from projects.mmdet3d_plugin.core.bbox.box_ops import (bbox_cxcywh_to_xyxy, bbox_overlaps,
+                                                      bbox_xyxy_to_cxcywh)
+from projects.mmdet3d_plugin.models.dense_heads import focal_head
 from projects.mmdet3d_plugin.models.dense_heads.focal_head_targets import (apply_ltrb,
                                                                            centerness_targets,
                                                                            gaussian_heatmap)
@@ -77,6 +80,39 @@ def test_losses_finite_without_gt() -> None:
     losses = head.loss(*empty, head(*_inputs()), (H * STRIDE, W * STRIDE))
     assert all(torch.isfinite(v) for v in losses.values())
     assert losses['enc_loss_bbox'].item() == 0.0
+
+
+def _flat(nested, width: int) -> list:
+    """B lists of N per-image tensors as one list of ``(M, width)`` float tensors."""
+    return [t.float().reshape(-1, width) for sample in nested for t in sample]
+
+
+def test_normalisers_follow_upstream_with_two_ranks(monkeypatch) -> None:
+    """Upstream StreamPETR FocalHead.loss_single: GIoU is divided by this rank's positives;
+    bbox L1, centre L1 and centerness by the positives averaged over ranks (clamped at 1)."""
+    other_rank_positives = 5.0
+    monkeypatch.setattr(focal_head, "reduce_mean", lambda v: (v + other_rank_positives) / 2)
+    head = _head().train()
+    outs = head(*_inputs())
+    boxes, labels, centers = _gt()
+    pad = (H * STRIDE, W * STRIDE)
+    losses = head.loss(boxes, labels, centers, outs, pad)
+
+    gt_boxes, gt_centers = torch.cat(_flat(boxes, 4)), torch.cat(_flat(centers, 2))
+    pos, gt_idx, _ = head._assign(outs, _flat(boxes, 4), [t for s in labels for t in s],
+                                  _flat(centers, 2), pad)
+    local = pos.numel()
+    mean = max((local + other_rank_positives) / 2, 1.0)
+    assert local == 3 and mean == 4.0
+    factor = torch.tensor([pad[1], pad[0], pad[1], pad[0]], dtype=torch.float32)
+    pred = outs['enc_bbox_preds'].reshape(-1, 4)[pos]
+    giou = bbox_overlaps(bbox_cxcywh_to_xyxy(pred) * factor, gt_boxes[gt_idx], mode='giou', is_aligned=True)
+    l1 = (pred - bbox_xyxy_to_cxcywh(gt_boxes[gt_idx] / factor)).abs().sum()
+    c1 = (outs['pred_centers2d'].reshape(-1, 2)[pos] - gt_centers[gt_idx] / factor[:2]).abs().sum()
+    eps = torch.finfo(torch.float32).eps
+    assert losses['enc_loss_iou'].item() == pytest.approx(2.0 * (1 - giou).sum().item() / (local + eps), rel=1e-5)
+    assert losses['enc_loss_bbox'].item() == pytest.approx(5.0 * l1.item() / (mean + eps), rel=1e-5)
+    assert losses['centers2d_losses'].item() == pytest.approx(10.0 * c1.item() / (mean + eps), rel=1e-5)
 
 
 def test_geometry_helpers() -> None:

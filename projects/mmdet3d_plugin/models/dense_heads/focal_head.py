@@ -173,6 +173,8 @@ class FocalHead(nn.Module):
         labels = [lab.to(device).long().reshape(-1) for sample in gt_labels for lab in sample]
         centers = [c.to(device).float().reshape(-1, 2) for sample in centers2d for c in sample]
         pos_index, gt_index, target_labels = self._assign(preds, boxes, labels, centers, pad_shape)
+        # Normalisers as upstream: GIoU (and classification unless sync_cls_avg_factor) by
+        # this process's positives; L1, centre L1 and centerness by the mean over processes.
         num_pos = int(pos_index.numel())
         num_pos_avg = float(torch.clamp(reduce_mean(preds["enc_bbox_preds"].new_tensor([float(num_pos)])), min=1))
         pad_h, pad_w = pad_shape
@@ -180,7 +182,7 @@ class FocalHead(nn.Module):
         gt_boxes_px, gt_centers_px = torch.cat(boxes)[gt_index], torch.cat(centers)[gt_index]
         pred_boxes = preds["enc_bbox_preds"].reshape(-1, 4)[pos_index]
         pred_boxes_px = bbox_cxcywh_to_xyxy(pred_boxes) * factor
-        loss_iou = self.loss_iou2d(pred_boxes_px, gt_boxes_px, avg_factor=num_pos_avg)
+        loss_iou = self.loss_iou2d(pred_boxes_px, gt_boxes_px, avg_factor=float(num_pos))
         loss_bbox = self.loss_bbox2d(pred_boxes, bbox_xyxy_to_cxcywh(gt_boxes_px / factor),
                                      avg_factor=num_pos_avg)
         pred_centers = preds["pred_centers2d"].reshape(-1, 2)[pos_index]
