@@ -2,22 +2,11 @@
 from the pinned state-dict keys and shapes of the shipped configs."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from projects.mmdet3d_plugin.core.checkpoint_match import match_state_dicts
 
-KEYS = Path(__file__).parent / "keys"
-
-
-def _pinned(name: str) -> dict[str, tuple[int, ...]]:
-    shapes = {}
-    for line in (KEYS / f"{name}.txt").read_text().splitlines():
-        if not line.startswith("#"):
-            key, shape = line.split(" ")
-            shapes[key] = tuple(int(s) for s in shape.strip("[]").split(",") if s)
-    return shapes
+from .test_raydn_configs import _pinned
 
 
 @pytest.mark.parametrize("depth, backbone, skipped", [(18, (97, 120), 23), (34, (185, 216), 31)])
