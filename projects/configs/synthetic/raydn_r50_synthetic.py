@@ -150,3 +150,4 @@ checkpoint_config = dict(interval=250, max_keep_ckpts=2)
 evaluation = dict(_delete_=True, interval=max_iters)
 log_config = dict(interval=10)
 load_from = None
+load_from_strict = True  # a load_from given here is one of our own checkpoints: every key must match
