@@ -167,6 +167,7 @@ class CustomNuScenesDataset(Dataset):
         self._check_options(modality, seq_split_num, queue_length, num_frame_losses, box_type_3d)
         check_labelled_options(labelled_fraction, labelled_seed, test_mode)
         self.data_root = str(data_root)
+        self.ann_file = str(ann_file)
         self.classes = tuple(classes)
         self.test_mode = test_mode
         self.seq_mode = seq_mode
