@@ -125,3 +125,14 @@ def test_a_pickle_that_is_not_an_info_file_is_named(tmp_path):
     path = _write(tmp_path / "list.pkl", [1, 2])
     with pytest.raises(InfoFileError, match=r"list\.pkl holds list; expected dict\(infos="):
         read_info_file(path)
+
+
+def test_dtype_classes_and_object_arrays_load_and_stay_restricted(tmp_path):
+    data = {"infos": [{"cls": type(np.dtype("f4")), "obj": np.array([1, "a"], dtype=object)}]}
+    info = load_info_pickle(_write(tmp_path / "d.pkl", data))["infos"][0]
+    assert info["cls"] is type(np.dtype("f4")) and list(info["obj"]) == [1, "a"]
+    marker = tmp_path / "pwned"
+    evil = {"infos": [np.array([_RunsCode(marker)], dtype=object)]}
+    with pytest.raises(UnsafePickleError, match="system"):
+        load_info_pickle(_write(tmp_path / "o.pkl", evil))
+    assert not marker.exists()

@@ -13,7 +13,10 @@ The admitted globals, per writer:
 * mmcv / StreamPETR (protocol 2): the same, plus ``_codecs.encode`` (how protocol 2 stores
   bytes; only the ``latin1`` codec is admitted) and ``__builtin__.set`` / ``complex``;
 * numpy 2 writes ``numpy._core.*`` where numpy 1 writes ``numpy.core.*``; either spelling is
-  resolved against the installed numpy, so files of one numpy read under the other.
+  resolved against the installed numpy, so files of one numpy read under the other. The
+  dtype classes of ``numpy.dtypes`` (numpy >= 1.25) are admitted too (they only build dtypes).
+
+Object arrays are admitted as containers: their elements go through the same unpickler.
 """
 from __future__ import annotations
 
@@ -24,16 +27,21 @@ import pickle
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
+import numpy as np
+
 _NUMPY_CORE_PREFIXES = ("numpy._core.", "numpy.core.")
 _NUMPY_CORE_GLOBALS = {"multiarray": ("_reconstruct", "scalar"), "numeric": ("_frombuffer",)}
 _BUILTIN_TYPES: dict[str, type] = {
     "set": set, "frozenset": frozenset, "complex": complex, "bytearray": bytearray}
 _MODULE_ALIASES = {"__builtin__": "builtins"}  # protocol <= 2 pickles written with fix_imports
+# numpy >= 1.25 gives each dtype its own class (``numpy.dtypes.Float64DType``, ...).
+_DTYPE_CLASSES = tuple(name for name in dir(getattr(np, "dtypes", None)) if name.endswith("DType"))
 
 #: ``(module, name)`` pairs an info file may reference; everything else is refused.
 ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
     {("builtins", name) for name in _BUILTIN_TYPES}
     | {("collections", "OrderedDict"), ("_codecs", "encode"), ("numpy", "dtype"), ("numpy", "ndarray")}
+    | {("numpy.dtypes", name) for name in _DTYPE_CLASSES}
     | {(prefix + module, name) for prefix in _NUMPY_CORE_PREFIXES
        for module, names in _NUMPY_CORE_GLOBALS.items() for name in names}
 )
@@ -105,7 +113,9 @@ class InfoUnpickler(pickle.Unpickler):
         if module == "builtins":
             return _BUILTIN_TYPES[name]
         if module == "numpy":
-            return getattr(importlib.import_module("numpy"), name)
+            return getattr(np, name)
+        if module == "numpy.dtypes":
+            return getattr(np.dtypes, name)
         return _numpy_core_global(module.rsplit(".", 1)[1], name)
 
 
