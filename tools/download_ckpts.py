@@ -5,7 +5,8 @@
     python tools/download_ckpts.py --all
 
 A name may also be the checkpoint's file name. Exit status 0 when every requested file is
-present and passed its checks, 1 otherwise (each failure is reported).
+present and passed its checks, 1 otherwise (each failure is reported; a missing or malformed
+manifest is one line naming the file and the problem).
 """
 from __future__ import annotations
 
@@ -48,13 +49,13 @@ def format_listing(entries: dict[str, CheckpointEntry]) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    entries = load_manifest(args.manifest)
-    if args.list:
-        print(format_listing(entries))
-        return 0
     try:
+        entries = load_manifest(args.manifest)
+        if args.list:
+            print(format_listing(entries))
+            return 0
         selected = list(entries.values()) if args.all else [find_entry(entries, n) for n in args.names]
-    except ManifestError as err:
+    except (ManifestError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     failed = 0
@@ -62,7 +63,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         try:
             result = fetch_checkpoint(entry, args.dest, progress=not args.no_progress,
                                       timeout_s=args.timeout, retries=args.retries)
-        except DownloadError as err:
+        except (DownloadError, ManifestError) as err:
             failed += 1
             print(f"error: {entry.name}: {err}", file=sys.stderr)
             continue

@@ -74,3 +74,36 @@ def test_all_reports_unverified_files(manifest, tmp_path, capsys):
     captured = capsys.readouterr()
     assert "verified against the manifest" in captured.out
     assert "1 of 2 checkpoints failed" in captured.err
+
+
+def test_escaping_manifest_entry_writes_nothing_outside_dest(server, tmp_path, capsys):
+    evil = dict(name="evil", kind="backbone", file="../../escaped.pth", urls=[server.url("/a.pth")])
+    manifest = tmp_path / "evil.json"
+    manifest.write_text(json.dumps(dict(schema_version=1, checkpoints=[evil])))
+    dest = tmp_path / "x" / "y" / "dest"
+    assert cli.main(["evil", "--dest", str(dest), "--manifest", str(manifest), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "'evil'" in err and "../../escaped.pth" in err and str(manifest) in err
+    assert not list(tmp_path.rglob("escaped.pth*")) and server.config.requests == []
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("{broken", "is not valid JSON"),
+    ('{"schema_version": 1, "checkpoints": [{"name": "a", "kind": "backbone", "file": "a.pth"}]}',
+     "missing keys ['urls']"),
+    ('{"schema_version": 1, "checkpoints": [{"name": "a", "kind": "backbone", "file": "a.pth", "urls": 5}]}',
+     "urls must be a non-empty list"),
+])
+def test_malformed_manifest_is_one_clear_error(tmp_path, capsys, text, problem):
+    manifest = tmp_path / "bad.json"
+    manifest.write_text(text)
+    for args in (["--list"], ["a"]):
+        assert cli.main([*args, "--manifest", str(manifest), "--dest", str(tmp_path)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and str(manifest) in err and problem in err
+        assert "Traceback" not in err
+
+
+def test_missing_manifest_is_one_clear_error(tmp_path, capsys):
+    assert cli.main(["--list", "--manifest", str(tmp_path / "none.json")]) == 1
+    assert "model-zoo manifest not found" in capsys.readouterr().err

@@ -9,6 +9,7 @@ import pytest
 
 from projects.mmdet3d_plugin.zoo.download import (
     ChecksumMismatchError, HttpStatusError, ManualDownloadRequired, NetworkError, fetch_checkpoint)
+from projects.mmdet3d_plugin.zoo.manifest import ManifestError
 
 
 def _fetch(entry, dest, retries=0):
@@ -110,3 +111,30 @@ def test_present_file_is_checked_without_a_request(server, entry, payload, tmp_p
 def test_share_page_entries_need_a_manual_download(entry, tmp_path):
     with pytest.raises(ManualDownloadRequired, match="save the file as"):
         _fetch(replace(entry, direct=False), tmp_path)
+
+
+def test_network_failure_says_what_exists_on_disk(entry, tmp_path):
+    with socket.socket() as sock:  # a port nobody listens on: the connection is refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(NetworkError) as info:
+        _fetch(replace(entry, urls=(f"http://127.0.0.1:{port}/x.pth",)), tmp_path)
+    assert "nothing was written to disk" in str(info.value) and "are kept" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_escaping_file_name_writes_nothing_outside_dest(server, entry, tmp_path):
+    dest = tmp_path / "a" / "b" / "dest"
+    with pytest.raises(ManifestError, match="'tiny'.*'../../escaped.pth'"):
+        _fetch(replace(entry, file="../../escaped.pth"), dest)
+    assert not (tmp_path / "a" / "escaped.pth").exists() and not (tmp_path / "a" / "escaped.pth.part").exists()
+    assert server.config.requests == []
+
+
+def test_part_file_linked_outside_dest_is_refused(server, entry, tmp_path):
+    outside, dest = tmp_path / "outside.bin", tmp_path / "dest"
+    dest.mkdir()
+    (dest / (entry.file + ".part")).symlink_to(outside)
+    with pytest.raises(ManifestError, match="symbolic link"):
+        _fetch(entry, dest)
+    assert not outside.exists()

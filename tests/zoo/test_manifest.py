@@ -61,3 +61,49 @@ def test_malformed_entries_are_rejected(tmp_path, bad, match):
     path.write_text(json.dumps(dict(schema_version=1, checkpoints=[raw])))
     with pytest.raises(ManifestError, match=match):
         load_manifest(path)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(name=3), "name must be a non-empty string"),
+    (dict(urls="https://e/x.pth"), "urls must be a non-empty list"),
+    (dict(urls=[]), "urls must be a non-empty list"),
+    (dict(urls=[7]), "urls must be a non-empty list"),
+    (dict(direct="yes"), "direct must be true or false"),
+    (dict(size="12"), "size must be a byte count or null"),
+    (dict(size=True), "size must be a byte count or null"),
+    (dict(size=-1), "size must be a byte count >= 0"),
+    (dict(sha256=5), "sha256 must be 64 lower-case hex digits or null"),
+    (dict(config=["a.py"]), "config must be a repository-relative path or null"),
+])
+def test_wrong_types_are_rejected_naming_the_file_and_field(tmp_path, bad, match):
+    raw = dict(name="x", kind="backbone", file="x.pth", urls=["https://e/x.pth"])
+    raw.update(bad)
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(dict(schema_version=1, checkpoints=[raw])))
+    with pytest.raises(ManifestError, match=match) as info:
+        load_manifest(path)
+    assert f"{path} checkpoints[0]" in str(info.value)
+
+
+@pytest.mark.parametrize("file", ["../../escaped.pth", "/tmp/abs.pth", "sub/x.pth", "..", "", "a\\..\\b.pth",
+                                  "C:x.pth"])
+def test_file_names_that_leave_the_destination_are_rejected(tmp_path, file):
+    raw = dict(name="evil", kind="backbone", file=file, urls=["https://e/x.pth"])
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(dict(schema_version=1, checkpoints=[raw])))
+    with pytest.raises(ManifestError, match=r"checkpoints\[0\] \('evil'\): file must be a plain file name"):
+        load_manifest(path)
+
+
+@pytest.mark.parametrize("text, match", [
+    ("{not json", "is not valid JSON"),
+    ("[1, 2]", "must be a JSON object"),
+    ('{"schema_version": 1, "checkpoints": {"a": 1}}', "'checkpoints' must be a list"),
+    ('{"schema_version": 1, "checkpoints": ["x.pth"]}', r"checkpoints\[0\]: an entry must be a JSON object"),
+])
+def test_malformed_manifest_files_are_named(tmp_path, text, match):
+    path = tmp_path / "manifest.json"
+    path.write_text(text)
+    with pytest.raises(ManifestError, match=match) as info:
+        load_manifest(path)
+    assert str(path) in str(info.value)

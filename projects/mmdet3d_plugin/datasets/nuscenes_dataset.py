@@ -10,7 +10,6 @@ import difflib
 import logging
 import math
 import os
-import pickle
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from ..core.bbox.box_layout import CAMERA_NAMES, NUSCENES_CLASSES
 from ..registry import DATASETS
 from .camera_boxes import INFO_2D_CATEGORIES
 from .geometry import intrinsic_matrix, invert_pose, pose_matrix
+from .info_pickle import InfoFileError, load_info_pickle
 from .labelled_subset import check_labelled_options, empty_annotations, labelled_mask
 from .pipelines.compose import Compose
 
@@ -36,14 +36,23 @@ PER_CAMERA_INFO_KEYS: dict[str, str] = {
 
 
 def read_info_file(ann_file: str | Path) -> tuple[list[dict], dict]:
-    """The raw infos and the metadata of a temporal info file (ours or StreamPETR's)."""
+    """The raw infos and the metadata of a temporal info file (ours or StreamPETR's).
+
+    The file is read with :func:`.info_pickle.load_info_pickle`: only plain containers and
+    numpy arrays/scalars are built, any other global is refused before it runs.
+
+    Raises:
+        FileNotFoundError: no such file.
+        UnsafePickleError: the file references a refused global (named with the file).
+        InfoFileError: the file is empty, truncated, not a pickle, or not an info file.
+    """
     path = Path(ann_file)
-    if not path.is_file():
-        raise FileNotFoundError(f"info file {path} does not exist (create it with tools/create_data_nusc.py)")
-    with open(path, "rb") as file:
-        data = pickle.load(file)
+    data = load_info_pickle(path)
     if not isinstance(data, Mapping) or "infos" not in data:
-        raise ValueError(f"info file {path} must hold dict(infos=[...], metadata=dict(version=...))")
+        found = f"a dict with keys {sorted(map(str, data))}" if isinstance(data, Mapping) else type(data).__name__
+        raise InfoFileError(
+            f"info file {path} holds {found}; expected dict(infos=[...], metadata=dict(version=...))"
+        )
     return list(data["infos"]), dict(data.get("metadata", {}))
 
 
@@ -158,6 +167,7 @@ class CustomNuScenesDataset(Dataset):
         self._check_options(modality, seq_split_num, queue_length, num_frame_losses, box_type_3d)
         check_labelled_options(labelled_fraction, labelled_seed, test_mode)
         self.data_root = str(data_root)
+        self.ann_file = str(ann_file)
         self.classes = tuple(classes)
         self.test_mode = test_mode
         self.seq_mode = seq_mode

@@ -16,6 +16,7 @@ from .detector_module import DetectorModule
 from .initial_weights import load_initial_weights
 from .nuscenes_evaluator import NuScenesEvaluator
 from .precision import apply_feature_precision
+from .preflight import preflight
 from .runtime_config import RuntimeSpec, parse_runtime
 from .trainer_factory import LaunchEnv, build_trainer, latest_checkpoint
 
@@ -100,6 +101,8 @@ def train(
     ``resume=True`` continues from ``work_dir/latest.pth`` (or ``resume_from``), a path
     continues from that file. ``load_from`` only initialises the weights. ``precision``
     (``fp32`` / ``bf16-mixed`` / ``16-mixed``) overrides the config's training precision.
+    The data is checked (:func:`.preflight.preflight`: the info files, the first samples'
+    images, the evaluator's tables when evaluating) before the trainer writes anything.
     """
     L.seed_everything(seed, workers=True, verbose=False)
     work_dir = Path(work_dir)
@@ -111,6 +114,9 @@ def train(
         load_initial_weights(model, runtime.load_from)
     train_set = build_dataset(cfg, "train")
     val_set = build_dataset(cfg, "val") if "val" in cfg.data else None
+    preflight(train_set, "train", evaluate=False)
+    if val_set is not None and runtime.eval_interval:
+        preflight(val_set, "val", evaluate=True)
     evaluator = None
     if val_set is not None:
         evaluator = build_evaluator(val_set, train_set.classes, work_dir / "eval")
@@ -157,12 +163,15 @@ def test(
     precision: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``checkpoint`` on ``cfg.data.test`` with the official evaluator, in float32
-    unless ``precision`` (or the config's ``precision.test``) asks for a mixed precision."""
+    unless ``precision`` (or the config's ``precision.test``) asks for a mixed precision.
+    The info file, the first samples' images and the nuScenes tables the evaluator needs are
+    checked (:func:`.preflight.preflight`) before the model is built or anything is run."""
     env = env or LaunchEnv.detect()
     runtime = _runtime_on(env, parse_runtime(cfg), test=precision)
+    test_set = build_dataset(cfg, "test")
+    preflight(test_set, "test", evaluate=True)
     model = build_model(cfg, init_weights=False)
     load_checkpoint(model, checkpoint, strict=True)
-    test_set = build_dataset(cfg, "test")
     evaluator = build_evaluator(test_set, test_set.classes, Path(out_dir))
     module = DetectorModule(model, runtime, evaluator)
     data = _data_module(cfg, None, test_set, seed=0)

@@ -4,7 +4,9 @@ A download writes into ``<dest>/<file>.part``. When that file already holds byte
 interrupted earlier run), the request asks for the rest with ``Range: bytes=<n>-``; a server
 that answers ``206`` is appended to, a server that ignores the range (``200``) is written
 from byte 0 again. A transfer cut off mid-way is retried (resuming) a few times; if it still
-fails, the ``.part`` stays for the next run to resume.
+fails, the ``.part`` stays for the next run to resume (a connection that delivered no byte
+leaves no file, and the error says so). The file name of an entry must stay inside the
+destination folder (:func:`destination_path`).
 
 After the transfer the ``.part`` is checked against the manifest's size and sha256 (full
 digest, or the prefix the publisher put into the file name). Only a verified file is
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from tqdm import tqdm
 
-from .manifest import CheckpointEntry
+from .manifest import CheckpointEntry, ManifestError, check_file_name
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +45,7 @@ class HttpStatusError(DownloadError):
 
 
 class NetworkError(DownloadError):
-    """The connection failed or broke off; the partial file is kept for resuming."""
+    """The connection failed or broke off; received bytes (if any) stay in the ``.part``."""
 
 
 class ChecksumMismatchError(DownloadError):
@@ -149,6 +151,15 @@ def _transfer(url: str, part: Path, timeout_s: float, progress: bool) -> bool:
     return resumed
 
 
+def _on_disk(part: Path) -> tuple[int, str]:
+    """Bytes in ``part`` and a sentence saying what exists on disk (an empty ``.part`` is removed)."""
+    kept = part.stat().st_size if part.exists() else 0
+    if kept:
+        return kept, f"{kept} bytes are kept in '{part}'; run the same command again to resume"
+    part.unlink(missing_ok=True)
+    return 0, "no bytes were received and nothing was written to disk; run the same command again to retry"
+
+
 def _fetch_url(url: str, part: Path, timeout_s: float, progress: bool, retries: int) -> bool:
     """:func:`_transfer` with ``retries`` resuming retries after network failures.
 
@@ -160,13 +171,30 @@ def _fetch_url(url: str, part: Path, timeout_s: float, progress: bool, retries: 
         try:
             return _transfer(url, part, timeout_s, progress) or resumed
         except _NETWORK_ERRORS as err:
-            kept = part.stat().st_size if part.exists() else 0
+            kept, on_disk = _on_disk(part)
             if attempt >= retries:
-                raise NetworkError(
-                    f"download of {url} failed ({type(err).__name__}: {err}); {kept} bytes are "
-                    f"kept in '{part}', run the same command again to resume") from err
-            logger.warning("download of %s broke off after %d bytes (%s); resuming", url, kept, err)
+                raise NetworkError(f"download of {url} failed ({type(err).__name__}: {err}); {on_disk}") from err
+            logger.warning("download of %s broke off after %d bytes (%s); %s", url, kept, err,
+                           "resuming" if kept else "retrying")
             resumed, attempt = resumed or kept > 0, attempt + 1
+
+
+def destination_path(entry: CheckpointEntry, dest: str | Path) -> Path:
+    """``dest/<entry.file>``, checked to stay inside ``dest``.
+
+    The name must be a plain file name (no folder, ``..`` or drive), and its ``.part`` must
+    not be a symbolic link (writing through one would land outside ``dest``). A final file
+    the user linked to elsewhere is only read (a download replaces the link, not its target).
+
+    Raises:
+        ManifestError: the entry's file name would leave ``dest``; the message names the entry.
+    """
+    final = Path(dest) / check_file_name(entry.file, f"manifest entry {entry.name!r}")
+    part = final.with_name(final.name + ".part")
+    if part.is_symlink():
+        raise ManifestError(f"manifest entry {entry.name!r}: '{part}' is a symbolic link (to "
+                            f"'{os.readlink(part)}'); remove it, downloads are written only inside '{dest}'")
+    return final
 
 
 def fetch_checkpoint(entry: CheckpointEntry, dest: str | Path, progress: bool = True,
@@ -183,12 +211,14 @@ def fetch_checkpoint(entry: CheckpointEntry, dest: str | Path, progress: bool = 
     Raises:
         ManualDownloadRequired: a share-page entry whose file is not there yet.
         HttpStatusError: every URL answered with an HTTP error (e.g. 404).
-        NetworkError: the transfer failed; the ``.part`` is kept for resuming.
+        NetworkError: the transfer failed; bytes received so far stay in the ``.part`` for
+            resuming (the message says how many, or that nothing was written).
+        ManifestError: the entry's file name would leave ``dest``.
         ChecksumMismatchError: the bytes differ from the manifest (the ``.part`` is deleted;
             an existing final file is left for the user to inspect).
     """
     dest = Path(dest)
-    final = dest / entry.file
+    final = destination_path(entry, dest)
     if final.is_file():
         digest, verified = check_file(final, entry)
         return DownloadResult(final, digest, final.stat().st_size, verified, "present")

@@ -37,6 +37,17 @@ def test_missing_image_names_the_path(tmp_path: Path) -> None:
         LoadMultiViewImageFromFiles(to_float32=True)(dict(img_filename=paths))
 
 
+@pytest.mark.parametrize("cut", [0.5, None], ids=["truncated_jpeg", "not_an_image"])
+def test_undecodable_image_names_the_path(tmp_path: Path, cut) -> None:
+    path = tmp_path / "CAM_FRONT.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 96, 3), dtype=np.uint8)).save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * cut)] if cut else b"not a jpeg")
+    with pytest.raises(OSError, match="cannot decode camera image .*CAM_FRONT.jpg") as info:
+        LoadMultiViewImageFromFiles()(dict(img_filename=[str(path)]))
+    assert str(path) in str(info.value)
+
+
 def test_rejects_mixed_sizes_and_bad_colour(tmp_path: Path) -> None:
     paths = _write_images(tmp_path, [(8, 6), (8, 7)])
     with pytest.raises(ValueError, match="one size"):

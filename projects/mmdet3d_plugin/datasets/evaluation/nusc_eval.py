@@ -45,6 +45,36 @@ def default_eval_set(version: str) -> str:
     return EVAL_SET_BY_VERSION[version]
 
 
+#: The tables ``nuscenes.NuScenes`` loads (``<data_root>/<version>/<table>.json``).
+NUSCENES_TABLES = ("category", "attribute", "visibility", "instance", "sensor", "calibrated_sensor",
+                   "ego_pose", "log", "scene", "sample", "sample_data", "sample_annotation", "map")
+
+
+def check_tables(data_root: str | os.PathLike[str], version: str | None) -> Path:
+    """Check, without loading them, that the evaluator can read ``version``'s tables.
+
+    Returns:
+        ``data_root/version``.
+
+    Raises:
+        ValueError: no version, or one without an evaluation split (:func:`default_eval_set`).
+        FileNotFoundError: the table folder or some of its tables are missing (all named).
+    """
+    if not version:
+        raise ValueError("the nuScenes version to evaluate is unknown: the info file has no "
+                         "metadata['version']; set the dataset's version (e.g. 'v1.0-mini')")
+    default_eval_set(version)
+    table_dir = Path(data_root) / version
+    missing = [f"{name}.json" for name in NUSCENES_TABLES if not (table_dir / f"{name}.json").is_file()]
+    if not table_dir.is_dir() or missing:
+        found = "does not exist" if not table_dir.is_dir() else f"lacks {missing}"
+        raise FileNotFoundError(
+            f"nuScenes tables {table_dir} {found}; the official evaluator needs "
+            f"<data_root>/{version}/*.json (data_root={str(data_root)!r}): check data_root and version"
+        )
+    return table_dir
+
+
 def load_nuscenes(data_root: str | os.PathLike[str], version: str, verbose: bool = False) -> NuScenes:
     """Load the nuScenes tables of ``version`` under ``data_root`` (the slow part of evaluating).
 

@@ -24,19 +24,28 @@ def read_bgr_image(path: str | Path, color_type: str = "unchanged") -> np.ndarra
 
     ``color_type='color'`` converts any image mode to 3 channels; ``'unchanged'`` requires
     the file to be 3-channel RGB already (as every nuScenes camera image is).
+
+    Raises:
+        FileNotFoundError: no such file.
+        OSError: the file does not decode (truncated, corrupt, not an image); names the path.
+        ValueError: ``color_type='unchanged'`` and the image is not RGB.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"camera image not found: {path}")
-    with Image.open(path) as pil:
-        if pil.mode != "RGB":
-            if color_type == "unchanged":
+    try:
+        with Image.open(path) as pil:
+            if pil.mode != "RGB" and color_type == "unchanged":
                 raise ValueError(
                     f"image {path} has mode {pil.mode!r}; the pipeline needs 3-channel RGB "
                     "images (use color_type='color' to convert)"
                 )
-            pil = pil.convert("RGB")
-        rgb = np.asarray(pil)
+            rgb = np.asarray(pil.convert("RGB") if pil.mode != "RGB" else pil)
+    except (OSError, SyntaxError) as err:  # PIL: truncated / corrupt data, not an image
+        raise OSError(
+            f"cannot decode camera image {path} ({path.stat().st_size} bytes): {err}; "
+            "the file is truncated or corrupt (re-extract or re-download it)"
+        ) from err
     return np.ascontiguousarray(rgb[..., ::-1])
 
 
