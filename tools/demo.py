@@ -1,7 +1,8 @@
 """The end-to-end demo on the generated world: teacher → distilled and plain R18 → evaluation.
 
 ``python tools/demo.py [--quick] [--work-dir work_dirs/demo]`` runs, with the project's own
-tools and printing each command so that any step can be rerun alone:
+tools and printing each command so that any step can be rerun alone (``WORK_DIR/demo.log``
+holds every command, ``$ ...``, followed by its output):
 
 1. generate the nuScenes-format world and convert it to info files (skipped when present);
 2. train the synthetic RayDN R50 teacher from scratch (reused when its checkpoint exists,
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -52,15 +54,26 @@ QUICK = Budget(train_scenes=2, val_scenes=1, samples_per_scene=8, teacher_iters=
                student_iters=10, bench_iters=2)
 
 
+def run_logged(cmd: list[str], log: Path) -> float:
+    """Write ``$ <cmd>`` (shell-quoted, as it can be pasted) into ``log``, then :func:`run_step` it.
+
+    ``demo.log`` thus holds every command the demo ran, each followed by its output.
+    """
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as handle:
+        handle.write(f"\n$ {shlex.join(cmd)}\n")
+    return run_step(cmd, log)
+
+
 def prepare_world(budget: Budget, data_root: Path, log: Path) -> None:
     if (data_root / "nuscenes2d_temporal_infos_val.pkl").is_file():
         print(f"\n[1] world: reusing {data_root}")
         return
     print("\n[1] world: generate and convert")
-    run_step([sys.executable, "tools/create_synthetic_nuscenes.py", "--out", str(data_root),
+    run_logged([sys.executable, "tools/create_synthetic_nuscenes.py", "--out", str(data_root),
          "--train-scenes", str(budget.train_scenes), "--val-scenes", str(budget.val_scenes),
          "--samples-per-scene", str(budget.samples_per_scene)], log)
-    run_step([sys.executable, "tools/create_data_nusc.py", "--root-path", str(data_root), "--out-dir",
+    run_logged([sys.executable, "tools/create_data_nusc.py", "--root-path", str(data_root), "--out-dir",
          str(data_root), "--extra-tag", "nuscenes2d", "--version", "v1.0-mini"], log)
 
 
@@ -81,7 +94,7 @@ def train_teacher(budget: Budget, data_root: Path, work: Path, log: Path, given:
         print(f"\n[2] teacher: reusing {ckpt}")
         return ckpt
     print("\n[2] teacher: RayDN R50 from scratch")
-    run_step([sys.executable, "tools/train.py", str(TEACHER_CFG), "--work-dir", str(work / "teacher"),
+    run_logged([sys.executable, "tools/train.py", str(TEACHER_CFG), "--work-dir", str(work / "teacher"),
          "--cfg-options", *data_options(data_root),
          *schedule_options(budget.teacher_iters, evaluate=False)], log)
     return ckpt
@@ -89,16 +102,16 @@ def train_teacher(budget: Budget, data_root: Path, work: Path, log: Path, given:
 
 def train_students(budget: Budget, data_root: Path, work: Path, teacher: Path, log: Path) -> dict[str, Path]:
     print("\n[3] distilled R18 (teacher frozen)")
-    run_step([sys.executable, "tools/distillation.py", str(DISTILL_CFG), "--work-dir", str(work / "distilled"),
+    run_logged([sys.executable, "tools/distillation.py", str(DISTILL_CFG), "--work-dir", str(work / "distilled"),
          "--cfg-options", f"model.teacher_ckpt={teacher}", *data_options(data_root),
          *schedule_options(budget.student_iters, evaluate=False)], log)
     print("\n[4] plain R18, same budget")
-    run_step([sys.executable, "tools/train.py", str(STUDENT_CFG), "--work-dir", str(work / "plain"),
+    run_logged([sys.executable, "tools/train.py", str(STUDENT_CFG), "--work-dir", str(work / "plain"),
          "--cfg-options", *data_options(data_root),
          *schedule_options(budget.student_iters, evaluate=False)], log)
     print("\n[5] convert the distilled checkpoint to a plain student")
     student = work / "distilled" / "student.pth"
-    run_step([sys.executable, "tools/distill_convert.py", "--src_path", str(work / "distilled" / "latest.pth"),
+    run_logged([sys.executable, "tools/distill_convert.py", "--src_path", str(work / "distilled" / "latest.pth"),
          "--dst_path", str(student), "--config", str(STUDENT_CFG)], log)
     return {"distilled": student, "plain": work / "plain" / "latest.pth"}
 
@@ -106,11 +119,11 @@ def train_students(budget: Budget, data_root: Path, work: Path, teacher: Path, l
 def evaluate(name: str, config: Path, ckpt: Path, budget: Budget, data_root: Path, work: Path,
              log: Path) -> dict[str, float]:
     out = work / "eval" / name
-    run_step([sys.executable, "tools/test.py", str(config), str(ckpt), "--eval", "bbox", "--out", str(out),
+    run_logged([sys.executable, "tools/test.py", str(config), str(ckpt), "--eval", "bbox", "--out", str(out),
          "--cfg-options", *data_options(data_root)], log)
     metrics = json.loads((out / "metrics.json").read_text())
     bench = work / "eval" / f"{name}_benchmark.json"
-    run_step([sys.executable, "tools/benchmark.py", str(config), str(ckpt), "--iters", str(budget.bench_iters),
+    run_logged([sys.executable, "tools/benchmark.py", str(config), str(ckpt), "--iters", str(budget.bench_iters),
          "--warmup", "1", "--out", str(bench), "--cfg-options", *data_options(data_root)], log)
     timing = json.loads(bench.read_text())
     return {"NDS": metrics["NDS"], "mAP": metrics["mAP"],

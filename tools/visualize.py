@@ -1,13 +1,16 @@
 """Draw predictions and ground truth of the first N samples of a config's dataset.
 
     python tools/visualize.py CONFIG CKPT --samples 8 --out work_dirs/vis [--score-thr 0.3]
+        [--split val] [--cfg-options data.val.data_root=... data.val.ann_file=...]
 
 For each sample, ``<out>/<index>_<token>.png`` shows the six camera images (the original
-files, so not normalised) with projected predicted boxes (class colour, solid) and ground
-truth (white, dashed), a BEV panel and a caption. For a distiller config (HarmoDistiller),
-the boxes are the student's and ``<out>/<index>_<token>_query_fields.png`` shows the
-teacher's and the student's query receptive fields side by side. Samples are run in dataset
-order so the temporal memory streams as in testing.
+files, so not normalised) and a BEV panel with every box coloured by whether it is right:
+matched predictions (true positives) and their ground truth, false positives, missed ground
+truth (docs/visualization.md has the legend). For a distiller config (HarmoDistiller) the
+boxes are the student's and ``<out>/<index>_<token>_query_fields.png`` shows the teacher's
+and the student's query receptive fields side by side; the teacher comes from the distiller
+checkpoint itself (its ``teacher.*`` keys), so ``model.teacher_ckpt`` need not exist. Samples
+are run in dataset order so the temporal memory streams as in testing.
 """
 from __future__ import annotations
 
@@ -18,12 +21,13 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
+from mmengine.config import DictAction
 from PIL import Image
 
 from projects.mmdet3d_plugin.core.checkpoint import load_checkpoint, numpy_safe_globals
 from projects.mmdet3d_plugin.datasets.collate import collate_samples
 from projects.mmdet3d_plugin.engine.runner import build_dataset, build_model, load_config
-from projects.mmdet3d_plugin.kd.distillers import HarmoDistiller
+from projects.mmdet3d_plugin.kd.distillers import HarmoDistiller, build_distiller_from_checkpoint
 from projects.mmdet3d_plugin.kd.distillers.teacher_inputs import teacher_batch
 from projects.mmdet3d_plugin.visualization.query_fields import record_query_field, render_query_fields
 from projects.mmdet3d_plugin.visualization.render import SampleBoxes, SampleView, render_sample
@@ -37,11 +41,20 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, help="output folder for the PNGs")
     parser.add_argument("--score-thr", type=float, default=0.3, help="smallest drawn prediction score")
     parser.add_argument("--split", default="val", choices=("train", "val", "test"), help="data split")
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
+                        help="override config keys, e.g. data.val.data_root=data/synthetic_quick/ "
+                             "data.val.ann_file=data/synthetic_quick/nuscenes2d_temporal_infos_val.pkl")
     return parser.parse_args(argv)
 
 
 def build_detector(cfg: Any, checkpoint: str) -> Any:
-    """Build ``cfg.model``, load ``checkpoint`` strictly (numpy meta allowed), eval mode."""
+    """Build ``cfg.model``, load ``checkpoint`` strictly (numpy meta allowed), eval mode.
+
+    A distiller takes its teacher from the checkpoint's ``teacher.*`` keys
+    (:func:`build_distiller_from_checkpoint`), not from ``model.teacher_ckpt``.
+    """
+    if cfg.model.get("type") == "HarmoDistiller":
+        return build_distiller_from_checkpoint(cfg.model.to_dict(), checkpoint)
     model = build_model(cfg, init_weights=False)
     load_checkpoint(model, checkpoint, strict=True, allowed_globals=numpy_safe_globals())
     return model.eval()
@@ -86,7 +99,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     if args.samples < 1:
         raise SystemExit(f"--samples must be >= 1, got {args.samples}")
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, args.cfg_options)
     model = build_detector(cfg, args.checkpoint)
     dataset = build_dataset(cfg, args.split)
     out_dir = Path(args.out)

@@ -31,3 +31,34 @@ def test_a_given_teacher_is_checked_first_and_used_without_training(tmp_path):
     assert demo.check_teacher_ckpt(given) == given.resolve()
     assert demo.train_teacher(demo.QUICK, tmp_path, tmp_path, tmp_path / "log", given) == given
     assert not (tmp_path / "teacher").exists()  # nothing trained
+
+
+def test_demo_log_records_every_command_it_runs(tmp_path, monkeypatch):
+    """Every command the demo runs is in demo.log (``$ <command>``, as it can be pasted)."""
+    import json
+    import shlex
+    import subprocess
+
+    from projects.mmdet3d_plugin.engine import tool_steps
+
+    ran = []
+
+    def fake_run(cmd, cwd, stdout, stderr, env):
+        ran.append(cmd)
+        stdout.write(f"output of {cmd[1]}\n")
+        out = Path(cmd[cmd.index("--out") + 1]) if "--out" in cmd else None
+        if cmd[1] == "tools/test.py":
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "metrics.json").write_text(json.dumps({"NDS": 0.0, "mAP": 0.0}))
+        elif cmd[1] == "tools/benchmark.py":
+            out.write_text(json.dumps({"latency": {"total": {"mean_ms": 1.0}}, "params": {"inference": 1e6}}))
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(tool_steps.subprocess, "run", fake_run)
+    monkeypatch.setattr(sys, "argv", ["demo.py", "--quick", "--work-dir", str(tmp_path / "work"),
+                                      "--data-root", str(tmp_path / "data")])
+    demo.main()
+    logged = [line[2:] for line in (tmp_path / "work" / "demo.log").read_text().splitlines()
+              if line.startswith("$ ")]
+    assert len(ran) == 12  # world (2), teacher, distilled, plain, convert, 3 x (test, benchmark)
+    assert logged == [shlex.join(cmd) for cmd in ran]

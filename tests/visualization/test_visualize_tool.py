@@ -64,3 +64,52 @@ def test_ground_truth_comes_from_the_info_file_also_in_test_mode(synthetic_world
     assert "gt_bboxes_3d" not in dataset.get_data_info(0)
     gt = tool._ground_truth(dataset, 0)
     assert gt is not None and len(gt.boxes) == len(dataset.get_ann_info(0)["gt_bboxes_3d"]) > 0
+
+
+KD_CONFIGS = ROOT / "tests" / "kd" / "configs"
+
+
+def _data_options(world: Path, infos: dict) -> list[str]:
+    """``--cfg-options`` pointing the config's val split at the session's tiny world."""
+    return ["--cfg-options", f"data.val.data_root={world}/", f"data.val.ann_file={infos['val']}"]
+
+
+def test_cfg_options_point_a_shipped_config_at_the_world(synthetic_world, synthetic_infos, tmp_path, capsys):
+    """tests/kd/configs/tiny_raydn.py leaves its data paths 'SET_BY_TEST': --cfg-options sets them."""
+    from mmengine.config import Config
+
+    tool = _load("visualize_tool", ROOT / "tools" / "visualize.py")
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(str(KD_CONFIGS / "tiny_raydn.py")).model.to_dict())
+    ckpt = save_checkpoint({"state_dict": model.state_dict()}, tmp_path / "tiny.pth")
+    assert tool.main([str(KD_CONFIGS / "tiny_raydn.py"), str(ckpt), "--samples", "1", "--out",
+                      str(tmp_path / "vis"), *_data_options(synthetic_world, synthetic_infos)]) == 0
+    written = [Path(line) for line in capsys.readouterr().out.split()]
+    assert len(written) == 1 and written[0].suffix == ".png"
+    with Image.open(written[0]) as image:
+        assert image.format == "PNG" and image.size == (2020, 778)
+
+
+def test_distiller_checkpoint_brings_its_teacher(synthetic_world, synthetic_infos, tmp_path, capsys):
+    """A distiller checkpoint (teacher.* keys) visualises after the teacher's own file is gone;
+    the teacher's weights are the checkpoint's."""
+    from projects.mmdet3d_plugin.engine.runner import load_config
+
+    tool = _load("visualize_tool", ROOT / "tools" / "visualize.py")
+    config = KD_CONFIGS / "tiny_distill_raydn.py"
+    teacher = tmp_path / "teacher.pth"
+    torch.manual_seed(1)
+    save_checkpoint({"state_dict": MODELS.build(load_config(KD_CONFIGS / "tiny_raydn.py").model).state_dict()},
+                    teacher)
+    torch.manual_seed(0)
+    state_dict = MODELS.build(load_config(config, {"model.teacher_ckpt": str(teacher)}).model).state_dict()
+    ckpt = save_checkpoint({"state_dict": state_dict}, tmp_path / "distilled.pth")
+    teacher.unlink()  # as after the demo: the config's model.teacher_ckpt is not there
+    options = [f"model.teacher_ckpt={teacher}", *_data_options(synthetic_world, synthetic_infos)[1:]]
+    assert tool.main([str(config), str(ckpt), "--samples", "1", "--out", str(tmp_path / "vis"),
+                      "--cfg-options", *options]) == 0
+    written = [Path(line) for line in capsys.readouterr().out.split()]
+    assert len(written) == 2 and written[1].name.endswith("_query_fields.png")
+    distiller = tool.build_detector(load_config(config, {"model.teacher_ckpt": str(teacher)}), str(ckpt))
+    for key, value in distiller.teacher.state_dict().items():
+        assert torch.equal(value, state_dict[f"teacher.{key}"]), key

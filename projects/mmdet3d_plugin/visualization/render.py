@@ -1,11 +1,13 @@
 """One PNG per sample: six camera images with projected 3D boxes, a BEV panel and a caption.
 
-Predictions (score >= ``score_thr``) are drawn solid in their class colour; ground truth in
-white, dashed. Predictions are matched to the ground truth (same class, BEV centre within
-2 m, :mod:`.matching`): true positives are drawn thick, false positives thin with an ``x``
-at their centre in the BEV panel, missed ground-truth boxes get a magenta dashed outline there.
-Matplotlib is used through its object API with the Agg canvas (no pyplot, no global
-backend switch).
+Predictions (score >= ``score_thr``) are matched to the ground truth (same class, BEV centre
+within 2 m, :mod:`.matching`) and every box is drawn by its outcome, the same way in every
+panel (:mod:`.status_style`): green a true positive and the ground truth it matched, magenta
+a false positive, cyan missed ground truth; solid a prediction, dashed ground truth. Camera
+boxes carry a ``class score`` label above them (missed ground truth: ``class`` below them);
+missed ground truth is drawn over the predictions (dashed, so both show); false positives get an
+``x`` at their centre in BEV. Matplotlib is used through its object API with the Agg canvas
+(no pyplot, no global backend switch).
 """
 from __future__ import annotations
 
@@ -16,13 +18,13 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..core.bbox.box_layout import CAMERA_NAMES
-from .matching import match_predictions
+from .matching import MATCH_DISTANCE_M, MatchResult, classify_boxes
 from .projection import box_edges_2d, corners_of
+from .status_style import (FALSE_POSITIVE, MATCHED_GT, MISSED_GT, TRUE_POSITIVE, LineStyle, legend_handles,
+                           short_name)
 
-MATCH_DISTANCE_M = 2.0
-GT_STYLE = dict(color="white", linestyle=(0, (4, 2)), linewidth=1.2)
-MISSED_COLOR = "#ff00ff"  # magenta: no tab10 class colour is close
 BEV_BACKGROUND = "#1e1e1e"
+EGO_COLOR = "white"
 _CAMERA_INCHES = (4.8, 2.7)
 
 
@@ -57,14 +59,6 @@ class SampleView:
     title: str = ""
 
 
-def class_colors(num_classes: int) -> list[tuple[float, float, float]]:
-    """A distinct, bright colour per class (tab10, then tab20)."""
-    from matplotlib import colormaps
-
-    cmap = colormaps["tab10" if num_classes <= 10 else "tab20"]
-    return [tuple(cmap(i % cmap.N)[:3]) for i in range(num_classes)]
-
-
 def _kept(predictions: Optional[SampleBoxes], score_thr: float) -> SampleBoxes:
     """Predictions with score >= ``score_thr`` (empty when None)."""
     if predictions is None:
@@ -74,21 +68,57 @@ def _kept(predictions: Optional[SampleBoxes], score_thr: float) -> SampleBoxes:
                        np.asarray(predictions.scores)[keep])
 
 
-def _draw_camera(ax, image: np.ndarray, lidar2img: np.ndarray, preds: SampleBoxes,
-                 pred_match: np.ndarray, gt: Optional[SampleBoxes], colors: list, name: str) -> None:
-    """One camera: the image, GT (white dashed) and predictions (class colour, solid)."""
+@dataclass
+class _StyledBoxes:
+    """Boxes of one outcome with their line style and label texts (``None``: no labels)."""
+
+    boxes: np.ndarray  # (K, 9)
+    style: LineStyle
+    labels: Optional[list[str]] = None
+
+
+def _styled(preds: SampleBoxes, gt: SampleBoxes, match: MatchResult, class_names: Sequence[str]
+            ) -> list[_StyledBoxes]:
+    """Drawing order: matched ground truth (under its true positive, so only an offset shows),
+    false positives, true positives, then missed ground truth (dashed, on top, so a wrong-class
+    prediction on the same object does not hide it); each with its outcome's style."""
+    def names(boxes: SampleBoxes, mask: np.ndarray, scores: bool) -> list[str]:
+        texts = [short_name(class_names[int(label)]) for label in np.asarray(boxes.labels)[mask]]
+        return [f"{t} {s:.2f}" for t, s in zip(texts, np.asarray(boxes.scores)[mask])] if scores else texts
+
+    return [_StyledBoxes(gt.boxes[match.gt_matched], MATCHED_GT),
+            _StyledBoxes(preds.boxes[match.false_positive], FALSE_POSITIVE, names(preds, match.false_positive, True)),
+            _StyledBoxes(preds.boxes[match.true_positive], TRUE_POSITIVE, names(preds, match.true_positive, True)),
+            _StyledBoxes(gt.boxes[match.missed], MISSED_GT, names(gt, match.missed, False))]
+
+
+def _label(ax, segments: np.ndarray, text: str, style: LineStyle, width: int, height: int) -> None:
+    """``text`` above the box's highest projected point (ground truth: below its lowest, so a
+    prediction's label on the same object stays readable), kept inside the image."""
+    points = segments.reshape(-1, 2)
+    below = style.linestyle != "solid"
+    anchor = points[np.argmax(points[:, 1])] if below else points[np.argmin(points[:, 1])]
+    x = float(np.clip(anchor[0], 2, width - 2))
+    y = float(np.clip(anchor[1] + 2, 0, height - 9)) if below else float(np.clip(anchor[1] - 2, 9, height))
+    ax.text(x, y, text, color=style.color, fontsize=6, ha="center", va="top" if below else "bottom",
+            clip_on=True, bbox=dict(boxstyle="square,pad=0.1", facecolor="black", alpha=0.65, edgecolor="none"))
+
+
+def _draw_camera(ax, image: np.ndarray, lidar2img: np.ndarray, groups: Sequence[_StyledBoxes], name: str) -> None:
+    """One camera: the image and every box group projected in its style, with labels."""
     from matplotlib.collections import LineCollection
 
     height, width = image.shape[:2]
     ax.imshow(image, extent=(0, width, height, 0), interpolation="bilinear")
-    if gt is not None and len(gt.boxes):
-        segments = [s for s in box_edges_2d(gt.boxes, lidar2img) if len(s)]
+    for group in groups:
+        per_box = box_edges_2d(group.boxes, lidar2img) if len(group.boxes) else []
+        segments = [s for s in per_box if len(s)]
         if segments:
-            ax.add_collection(LineCollection(np.concatenate(segments), **GT_STYLE))
-    for segs, label, matched in zip(box_edges_2d(preds.boxes, lidar2img), preds.labels, pred_match):
-        if len(segs):
-            ax.add_collection(LineCollection(segs, colors=[colors[int(label)]],
-                                             linewidths=2.0 if matched >= 0 else 1.0))
+            ax.add_collection(LineCollection(np.concatenate(segments), **group.style.collection_kwargs()))
+        for segs, text in zip(per_box, group.labels or []):
+            points = segs.reshape(-1, 2)
+            if ((points >= 0) & (points <= (width, height))).all(-1).any():  # some edge in the image
+                _label(ax, segs, text, group.style, width, height)
     ax.set_xlim(0, width)
     ax.set_ylim(height, 0)
     ax.set_title(name, fontsize=8, pad=2)
@@ -110,7 +140,7 @@ def _draw_bev_frame(ax, bev_range: float) -> None:
         ax.add_patch(Circle((0, 0), radius, fill=False, color="#5a5a5a", linewidth=0.6))
         ax.text(radius * 0.707, radius * 0.707, f"{radius:.0f} m", color="#8a8a8a", fontsize=6)
     ax.add_patch(Polygon([(-0.9, -2.0), (0.9, -2.0), (0.9, 1.4), (0.0, 2.6), (-0.9, 1.4)],
-                         closed=True, color="#00e5ff", zorder=5))
+                         closed=True, color=EGO_COLOR, zorder=5))
     ax.set_xlim(-bev_range, bev_range)
     ax.set_ylim(-bev_range, bev_range)
     ax.set_aspect("equal")
@@ -121,43 +151,38 @@ def _draw_bev_frame(ax, bev_range: float) -> None:
     ax.yaxis.tick_right()
 
 
-def _draw_bev(ax, preds: SampleBoxes, pred_match: np.ndarray, gt: Optional[SampleBoxes],
-              gt_matched: np.ndarray, colors: list, bev_range: float) -> None:
-    """BEV panel: GT (white dashed, magenta where missed), predictions, TP thick / FP with x."""
+def _draw_bev(ax, groups: Sequence[_StyledBoxes], bev_range: float) -> None:
+    """BEV panel: footprints in each group's style, heading ticks on predictions, ``x`` on FPs."""
     from matplotlib.collections import LineCollection
 
     _draw_bev_frame(ax, bev_range)
-    if gt is not None and len(gt.boxes):
-        outline = _bev_outline(gt.boxes)
-        ax.add_collection(LineCollection(outline[gt_matched], **GT_STYLE))
-        missed = dict(GT_STYLE, color=MISSED_COLOR, linewidth=2.0)
-        ax.add_collection(LineCollection(outline[~gt_matched], **missed))
-    if len(preds.boxes):
-        outline = _bev_outline(preds.boxes)
-        pred_colors = [colors[int(label)] for label in preds.labels]
-        widths = np.where(pred_match >= 0, 2.0, 1.0)
-        ax.add_collection(LineCollection(outline, colors=pred_colors, linewidths=widths))
-        heading = np.stack([outline[:, 2:4].mean(1), np.stack([-preds.boxes[:, 1], preds.boxes[:, 0]], -1)], 1)
-        ax.add_collection(LineCollection(heading, colors=pred_colors, linewidths=widths))
-        false = pred_match < 0
-        ax.scatter(-preds.boxes[false, 1], preds.boxes[false, 0], marker="x", s=18, linewidths=1.0,
-                   c=[pred_colors[i] for i in np.flatnonzero(false)], zorder=6)
+    for group in groups:
+        if not len(group.boxes):
+            continue
+        outline_xy = _bev_outline(group.boxes)
+        segments = list(outline_xy)
+        if group.style.linestyle == "solid":  # predictions: heading tick from the centre to the front
+            centre = np.stack([-group.boxes[:, 1], group.boxes[:, 0]], -1)
+            segments += list(np.stack([centre, outline_xy[:, 2:4].mean(1)], 1))
+        ax.add_collection(LineCollection(segments, **group.style.collection_kwargs()))
+        if group.style is FALSE_POSITIVE:
+            ax.scatter(-group.boxes[:, 1], group.boxes[:, 0], marker="x", s=22, linewidths=1.2,
+                       c=group.style.color, zorder=6)
     ax.set_title("BEV (LiDAR frame)", fontsize=8, pad=2)
 
 
-def _legend(fig, preds: SampleBoxes, gt: Optional[SampleBoxes], colors: list,
-            class_names: Sequence[str]) -> None:
-    """Class colours present in the sample, and the line styles."""
-    from matplotlib.lines import Line2D
+def _legend(fig) -> None:
+    """The outcome colours and line kinds."""
+    fig.legend(handles=legend_handles(MATCH_DISTANCE_M), loc="lower center", ncol=5, fontsize=8,
+               frameon=False, bbox_to_anchor=(0.5, 0.0), handlelength=4)
 
-    present = sorted(set(preds.labels.tolist()) | set([] if gt is None else np.asarray(gt.labels).tolist()))
-    handles = [Line2D([], [], color=colors[i], linewidth=2, label=class_names[i]) for i in present]
-    handles += [Line2D([], [], color="black", linewidth=2, label="prediction: thick = matched (TP)"),
-                Line2D([], [], color="black", linewidth=1, marker="x", label="thin + x = false positive"),
-                Line2D([], [], color="0.55", linestyle=(0, (4, 2)), label="ground truth (white dashed)"),
-                Line2D([], [], color=MISSED_COLOR, linestyle=(0, (4, 2)), label="missed ground truth")]
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 8), fontsize=7,
-               frameon=False, bbox_to_anchor=(0.5, 0.0))
+
+def _caption(title: str, score_thr: float, match: MatchResult) -> str:
+    """Title line, then the counts of each outcome."""
+    return (f"{title}\npredictions with score >= {score_thr:g}: {len(match.pred_match)} = "
+            f"{int(match.true_positive.sum())} true positives (green) + {int(match.false_positive.sum())} "
+            f"false positives (magenta);  ground truth: {len(match.gt_matched)} = "
+            f"{int(match.gt_matched.sum())} matched + {int(match.missed.sum())} missed (cyan)")
 
 
 def render_sample(view: SampleView, out_path: str | Path, score_thr: float = 0.3,
@@ -181,12 +206,10 @@ def render_sample(view: SampleView, out_path: str | Path, score_thr: float = 0.3
         raise ValueError(f"render_sample needs up to 6 images with one lidar2img each, got "
                          f"{len(view.images)} images and {len(view.lidar2img)} matrices")
     preds = _kept(view.predictions, score_thr)
-    gt = view.ground_truth
-    gt_boxes = np.zeros((0, 9)) if gt is None else np.asarray(gt.boxes)
-    gt_labels = np.zeros(0, dtype=np.int64) if gt is None else np.asarray(gt.labels)
-    pred_match, gt_matched = match_predictions(preds.boxes, preds.labels, preds.scores, gt_boxes,
-                                               gt_labels, MATCH_DISTANCE_M)
-    colors = class_colors(len(view.class_names))
+    gt = view.ground_truth or SampleBoxes(np.zeros((0, 9)), np.zeros(0, dtype=np.int64))
+    gt = SampleBoxes(np.asarray(gt.boxes).reshape(-1, 9), np.asarray(gt.labels))
+    match = classify_boxes(preds.boxes, preds.labels, preds.scores, gt.boxes, gt.labels, MATCH_DISTANCE_M)
+    groups = _styled(preds, gt, match, view.class_names)
     width_in, height_in = _CAMERA_INCHES
     top, bottom = 0.88, 0.10
     fig = Figure(figsize=(3 * width_in + 2 * height_in + 0.4, 2.25 * height_in / (top - bottom)), dpi=dpi)
@@ -194,16 +217,11 @@ def render_sample(view: SampleView, out_path: str | Path, score_thr: float = 0.3
     grid = fig.add_gridspec(2, 4, width_ratios=[width_in] * 3 + [2 * height_in], left=0.01, right=0.99,
                             top=top, bottom=bottom, wspace=0.03, hspace=0.15)
     for index, (image, matrix) in enumerate(zip(view.images, view.lidar2img)):
-        ax = fig.add_subplot(grid[index // 3, index % 3])
         name = view.cam_names[index] if index < len(view.cam_names) else f"camera {index}"
-        _draw_camera(ax, image, np.asarray(matrix), preds, pred_match, gt, colors, name)
-    _draw_bev(fig.add_subplot(grid[:, 3]), preds, pred_match, gt, gt_matched, colors, bev_range)
-    _legend(fig, preds, gt, colors, view.class_names)
-    true_pos = int((pred_match >= 0).sum())
-    fig.suptitle(f"{view.title}\npredictions with score >= {score_thr:g}: {len(preds.boxes)} "
-                 f"({true_pos} match a GT box within {MATCH_DISTANCE_M:g} m, "
-                 f"{len(preds.boxes) - true_pos} do not); ground truth: {len(gt_boxes)} "
-                 f"({int((~gt_matched).sum())} missed)", fontsize=9, y=0.985)
+        _draw_camera(fig.add_subplot(grid[index // 3, index % 3]), image, np.asarray(matrix), groups, name)
+    _draw_bev(fig.add_subplot(grid[:, 3]), groups, bev_range)
+    _legend(fig)
+    fig.suptitle(_caption(view.title, score_thr, match), fontsize=9, y=0.985)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_path, dpi=dpi, facecolor="white")

@@ -43,7 +43,7 @@ class HarmoDistiller(StreamingModel):
     Args:
         teacher_cfg: the teacher's config file (its ``model`` section is built) or model dict.
         teacher_ckpt: the teacher's trained weights, loaded strictly. A missing file raises
-            ``FileNotFoundError`` before anything is built.
+            ``FileNotFoundError`` before anything is built (unless ``load_teacher=False``).
         student_cfg: the student's config file or model dict.
         taps: tap name → ``dict(model='student'|'teacher', path=..., io='output'|'input',
             call=0, index=None)`` (see :class:`~projects.mmdet3d_plugin.kd.recorders.FeatureTap`).
@@ -65,6 +65,12 @@ class HarmoDistiller(StreamingModel):
         inherit: module paths of parts that student and teacher share (e.g.
             ``['pts_bbox_head']``): the student starts them from the teacher's trained weights
             and trains them as its own (see :mod:`.inheritance`). ``None`` or ``[]``: none.
+        load_teacher: ``True`` (training): the teacher's weights come from ``teacher_ckpt``.
+            ``False``: ``teacher_ckpt`` is neither required nor read; the teacher's weights
+            must come from a full distiller state dict (``teacher.*`` keys) loaded next, as
+            :func:`~.from_checkpoint.build_distiller_from_checkpoint` does for tools that load
+            a distiller checkpoint (visualisation). Until such a load the distiller refuses
+            ``mode='loss'`` (its teacher is untrained).
     """
 
     def __init__(
@@ -80,10 +86,11 @@ class HarmoDistiller(StreamingModel):
         student_cfg_options: Optional[Mapping[str, Any]] = None,
         enabled_losses: Optional[Sequence[str]] = None,
         inherit: Optional[Sequence[str]] = None,
+        load_teacher: bool = True,
     ) -> None:
         super().__init__()
         teacher_source = str(teacher_cfg) if isinstance(teacher_cfg, (str, Path)) else "<teacher model dict>"
-        ckpt_path = require_teacher_checkpoint(teacher_ckpt, teacher_source)
+        ckpt_path = require_teacher_checkpoint(teacher_ckpt, teacher_source) if load_teacher else None
         self.teacher_input_size = check_input_size(teacher_input_size)
         self.pseudo_labeler = build_pseudo_labeler(pseudo_label_cfg)
         t_cfg = load_detector_config(teacher_cfg, "teacher")
@@ -91,10 +98,13 @@ class HarmoDistiller(StreamingModel):
         self.student = build_detector(s_cfg.model, f"the student config ({s_cfg.source})")
         self.teacher = build_detector(t_cfg.model, f"the teacher config ({t_cfg.source})")
         check_compatible(self.teacher, self.student, t_cfg, s_cfg)
-        load_teacher_weights(self.teacher, ckpt_path, t_cfg.source)
+        if ckpt_path is not None:
+            load_teacher_weights(self.teacher, ckpt_path, t_cfg.source)
         self.teacher.requires_grad_(False)
         self.teacher.eval()
-        self.teacher_ckpt = str(ckpt_path)
+        self.teacher_ckpt = None if ckpt_path is None else str(ckpt_path)
+        self._teacher_pending = ckpt_path is None
+        self.register_load_state_dict_pre_hook(_note_teacher_loaded)
         self.inherit = check_inherit(inherit)
         inherit_from_teacher(self.student, self.teacher, self.inherit)
         distill_losses, taps, adapters = select_enabled(
@@ -159,6 +169,10 @@ class HarmoDistiller(StreamingModel):
             raise ValueError(f"HarmoDistiller.forward: mode must be one of {_MODES}, got {mode!r}")
         if mode == "predict":
             return self.student(batch, mode="predict")
+        if self._teacher_pending:
+            raise RuntimeError("HarmoDistiller was built with load_teacher=False and no distiller state "
+                               "dict with 'teacher.*' keys was loaded since: its teacher is untrained. "
+                               "Train with load_teacher=True and model.teacher_ckpt=<teacher .pth>.")
         with self._taps.recording():
             predictions = self._run_teacher(batch)
             student_batch = self._student_batch(batch, predictions)
@@ -204,6 +218,14 @@ class HarmoDistiller(StreamingModel):
                 kwargs["progress"] = self._progress
             losses[f"loss_{name}"] = self.distill_losses[name](**kwargs)
         return losses
+
+
+def _note_teacher_loaded(module: HarmoDistiller, state_dict: Mapping[str, Any], prefix: str,
+                         *args: Any) -> None:
+    """``load_state_dict`` pre-hook: a state dict with ``teacher.*`` keys gives the teacher its
+    weights (a strict load that then fails raises anyway)."""
+    if any(key.startswith(f"{prefix}teacher.") for key in state_dict):
+        module._teacher_pending = False
 
 
 def _batch_value(batch: Mapping[str, Any], source: str, loss_name: str) -> Any:
