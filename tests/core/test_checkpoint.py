@@ -163,3 +163,24 @@ def test_state_dict_with_non_tensors_is_rejected(tmp_path):
     path = save_checkpoint(collections.OrderedDict(a=torch.zeros(1), b=3), tmp_path / "odd.pth")
     with pytest.raises(CheckpointError, match="not tensors"):
         load_checkpoint(_Net(), path)
+
+
+def test_disk_full_save_is_reported_as_such(tmp_path, monkeypatch):
+    """/dev/full fails every write with ENOSPC, as a full disk does."""
+    import os
+
+    from projects.mmdet3d_plugin.core import checkpoint as module
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("needs /dev/full")
+    real_fdopen = os.fdopen
+
+    def full_disk(fd, mode):
+        os.close(fd)
+        return real_fdopen(os.open("/dev/full", os.O_WRONLY), mode)
+
+    monkeypatch.setattr(module.os, "fdopen", full_disk)
+    path = tmp_path / "iter_8.pth"
+    with pytest.raises(CheckpointError, match=r"disk full.*iter_8\.pth.*MiB free"):
+        module.save_checkpoint({"w": torch.zeros(100_000)}, path)
+    assert list(tmp_path.iterdir()) == []

@@ -44,3 +44,15 @@ def test_truncated_checkpoint_is_named(tmp_path):
 def test_missing_checkpoint(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.pth"):
         AtomicCheckpointIO().load_checkpoint(tmp_path / "nope.pth")
+
+
+def test_save_fragments_match_only_the_temporary_files_of_save_checkpoint(tmp_path):
+    from projects.mmdet3d_plugin.engine.checkpoint_io import save_fragments
+
+    fragments = [tmp_path / ".iter_4.pth.k2j4x9_a.tmp", tmp_path / ".latest.pth.abcdefgh.tmp"]
+    others = [tmp_path / "notes.tmp", tmp_path / ".other.pth.tmp", tmp_path / ".iter_4.pth.short.tmp",
+              tmp_path / ".iter_4.ckpt.abcdefgh.tmp"]
+    for path in fragments + others:
+        path.write_bytes(b"partial")
+    assert save_fragments(tmp_path, ".pth") == sorted(fragments)
+    assert save_fragments(tmp_path / "absent", ".pth") == []

@@ -97,3 +97,9 @@ def test_load_from_mistakes_are_named():
         parse_runtime(streampetr_runtime(load_from="a.pth", load_from_strict="no"))
     with pytest.raises(TypeError, match=r"load_from must be None or a checkpoint file path.*load_from_strict"):
         parse_runtime(streampetr_runtime(load_from=dict(path="a.pth", strict=False)))
+
+
+@pytest.mark.parametrize("max_iters", [0, -5])
+def test_max_iters_must_be_positive(max_iters):
+    with pytest.raises(ValueError, match=rf"runner.max_iters must be a positive.*got {max_iters}"):
+        parse_runtime(streampetr_runtime(runner=dict(type="IterBasedRunner", max_iters=max_iters)))

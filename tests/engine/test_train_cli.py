@@ -45,3 +45,17 @@ def test_distillation_tool_refuses_a_plain_detector_config():
 
     with pytest.raises(SystemExit, match="not a distiller"):
         tool.check_distiller_config(load_config(TINY_CONFIG), str(TINY_CONFIG))
+
+
+@pytest.mark.parametrize("option, error, expected", [
+    ("checkpoint_confg.interval=1", KeyError, "did you mean 'checkpoint_config'"),
+    ("model.pts_bbox_head.num_querry=10", TypeError, r"model\.pts_bbox_head'.*RayDNHead.*num_query"),
+    ("model.pts_bbox_head.type=RayDNHaed", KeyError, r"model\.pts_bbox_head'.*RayDNHead"),
+    ("runner.max_iters=0", ValueError, "runner.max_iters must be a positive"),
+])
+def test_config_mistakes_fail_before_the_work_dir_exists(tmp_path, option, error, expected):
+    parser = train_arg_parser("train", "config", "runner.max_iters=1")
+    args = parser.parse_args([str(TINY_CONFIG), "--work-dir", str(tmp_path / "work"), "--cfg-options", option])
+    with pytest.raises(error, match=expected):
+        train_from_args(args)
+    assert not (tmp_path / "work").exists()

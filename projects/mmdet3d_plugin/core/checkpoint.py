@@ -13,11 +13,13 @@ Nothing here ever falls back to ``weights_only=False``.
 from __future__ import annotations
 
 import difflib
+import errno
 import importlib
 import logging
 import os
 import pickle
 import re
+import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -329,18 +331,55 @@ def save_checkpoint(obj: Any, path: str | os.PathLike) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=SAVE_FRAGMENT_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             torch.save(obj, handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp_name).unlink(missing_ok=True)
+        if _is_disk_full(err):
+            raise CheckpointError(_disk_full_message(path)) from err
         raise
     _fsync_dir(path.parent)
     return path
+
+
+#: How the temporary file of :func:`save_checkpoint` is named, with ``{name}`` the final
+#: file name (``tempfile.mkstemp``: 8 random characters): a process killed while saving
+#: leaves it behind (the rename never happened).
+SAVE_FRAGMENT_SUFFIX = ".tmp"
+SAVE_FRAGMENT_REGEX = r"\.{name}\.[a-z0-9_]{{8}}" + re.escape(SAVE_FRAGMENT_SUFFIX)
+
+
+_DISK_FULL_ERRNOS = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
+def _is_disk_full(err: BaseException) -> bool:
+    """Whether ``err`` or an error it chains (torch's writer wraps the ``OSError``) is ENOSPC."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [err]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _DISK_FULL_ERRNOS:
+            return True
+        todo.extend((current.__cause__, current.__context__))
+    return False
+
+
+def _disk_full_message(path: Path) -> str:
+    try:
+        free = f"{shutil.disk_usage(path.parent).free / 2**20:.1f} MiB free there now"
+    except OSError:
+        free = "free space unknown"
+    return (f"disk full: no space left to write checkpoint '{path}' ({free}); the previous "
+            f"checkpoints are intact. Free space (or keep fewer checkpoints: "
+            f"checkpoint_config.max_keep_ckpts), then continue with --resume.")
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -78,7 +78,7 @@ def build_model(cfg: Config, init_weights: bool = True) -> StreamingModel:
     """``MODELS.build(cfg.model)``, checked to implement :class:`StreamingModel`, then its
     pretrained parts loaded (``init_weights``) unless ``init_weights=False`` (the weights
     come from a checkpoint next)."""
-    model = check_streaming_model(MODELS.build(cfg.model), f"model.type={cfg.model.get('type')!r}")
+    model = check_streaming_model(MODELS.build(cfg.model, config_path="model"), f"model.type={cfg.model.get('type')!r}")
     if init_weights:
         model.init_weights()
     return model

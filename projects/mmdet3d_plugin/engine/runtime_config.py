@@ -4,7 +4,8 @@ Configs keep the top-level keys users know (``optimizer``, ``optimizer_config``,
 ``lr_config``, ``runner``, ``fp16`` / ``precision``, ``checkpoint_config``, ``log_config``,
 ``evaluation``, ``load_from``, ``load_from_strict``, ``resume_from``). :func:`parse_runtime`
 reads them once into plain dataclasses and rejects unknown keys inside them with close
-matches, so a typo fails before any training starts.
+matches, so a typo fails before any training starts. Unknown top-level keys follow the rule
+of :mod:`.config_keys`.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from .config_keys import check_top_level_keys
 from .precision import PrecisionSpec, parse_precision
 
 SUPPORTED_OPTIMIZERS = ("AdamW", "Adam", "SGD")
@@ -135,8 +137,12 @@ def _parse_schedule(cfg: Mapping[str, Any]) -> ScheduleSpec:
         raise ValueError(f"lr_config.warmup={lr.get('warmup')!r} is not supported; use 'linear' or None.")
     if "min_lr" in lr:
         raise ValueError("lr_config.min_lr is not supported; give min_lr_ratio (fraction of the base lr).")
+    max_iters = int(_require(runner, "max_iters"))
+    if max_iters < 1:
+        raise ValueError(f"runner.max_iters must be a positive number of iterations, got {max_iters}; "
+                         "to evaluate a checkpoint without training use tools/test.py.")
     return ScheduleSpec(
-        max_iters=int(_require(runner, "max_iters")),
+        max_iters=max_iters,
         policy=lr["policy"],
         warmup=lr.get("warmup"),
         warmup_iters=int(lr.get("warmup_iters", 0)) if lr.get("warmup") else 0,
@@ -191,7 +197,9 @@ def _parse_load_from(cfg: Mapping[str, Any]) -> LoadFromSpec | None:
 
 
 def parse_runtime(cfg: Mapping[str, Any]) -> RuntimeSpec:
-    """Read and validate the runtime sections of a config (an mmengine ``Config`` or dict)."""
+    """Read and validate the runtime sections of a config (an mmengine ``Config`` or dict);
+    top-level keys follow :func:`.config_keys.check_top_level_keys`."""
+    check_top_level_keys(cfg)
     schedule = _parse_schedule(cfg)
     clip_norm, clip_type = _parse_grad_clip(cfg)
     ckpt = _interval(cfg, "checkpoint_config", schedule.max_iters)

@@ -8,7 +8,8 @@ from typing import Callable, Optional
 from mmengine.config import Config, DictAction
 
 from .precision import PRECISIONS
-from .runner import load_config, train
+from .runner import build_model, load_config, train
+from .runtime_config import RuntimeSpec, parse_runtime
 
 
 def train_arg_parser(description: str, config_help: str, cfg_options_example: str) -> argparse.ArgumentParser:
@@ -27,9 +28,24 @@ def train_arg_parser(description: str, config_help: str, cfg_options_example: st
     return parser
 
 
+def validate_config(cfg: Config) -> RuntimeSpec:
+    """Everything checkable before a work dir exists: the top-level keys and runtime sections
+    (:func:`.runtime_config.parse_runtime`) and the model, built once without its pretrained
+    weights (``type`` and constructor-argument typos, a missing teacher checkpoint).
+
+    Raises:
+        KeyError, ValueError, TypeError: a config key (named, with close matches) is wrong;
+            ``registry.ConfigBuildError`` for the model's keys.
+    """
+    runtime = parse_runtime(cfg)
+    build_model(cfg, init_weights=False)
+    return runtime
+
+
 def train_from_args(args: argparse.Namespace,
                     check_config: Optional[Callable[[Config, str], None]] = None) -> Path:
-    """Load the config (then ``check_config(cfg, path)``), save it to the work dir, train.
+    """Load the config (then ``check_config(cfg, path)``), validate it, save it to the work
+    dir, train. Nothing is written before the config is validated.
 
     Returns:
         The work dir holding checkpoints, logs and the config used.
@@ -37,6 +53,7 @@ def train_from_args(args: argparse.Namespace,
     cfg = load_config(args.config, args.cfg_options)
     if check_config is not None:
         check_config(cfg, args.config)
+    validate_config(cfg)
     work_dir = Path(args.work_dir or Path("work_dirs") / Path(args.config).stem)
     work_dir.mkdir(parents=True, exist_ok=True)
     cfg.dump(str(work_dir / Path(args.config).name))

@@ -13,12 +13,12 @@ from typing import Sequence
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
 
-from .checkpoint_io import AtomicCheckpointIO
+from .checkpoint_io import AtomicCheckpointIO, WorkDirCheckpoint
 from .precision import precision_plugins
+from .progress import IterationProgressBar
 from .runtime_config import RuntimeSpec
 
 LATEST_NAME = "latest"
@@ -53,8 +53,8 @@ def latest_checkpoint(work_dir: str | Path) -> Path:
     return Path(work_dir) / f"{LATEST_NAME}{CHECKPOINT_SUFFIX}"
 
 
-def _checkpoint_callback(work_dir: Path, runtime: RuntimeSpec) -> ModelCheckpoint:
-    callback = ModelCheckpoint(
+def _checkpoint_callback(work_dir: Path, runtime: RuntimeSpec) -> WorkDirCheckpoint:
+    callback = WorkDirCheckpoint(
         dirpath=work_dir,
         filename="iter_{step}",
         auto_insert_metric_name=False,
@@ -92,7 +92,7 @@ def build_trainer(
     precision = runtime.precision.on_device(env.accelerator)
     callbacks: list[L.Callback] = [_checkpoint_callback(work_dir, runtime)]
     if enable_progress_bar:
-        callbacks.append(TQDMProgressBar(refresh_rate=max(1, min(runtime.log_interval, 10))))
+        callbacks.append(IterationProgressBar(refresh_rate=max(1, min(runtime.log_interval, 10))))
     callbacks.extend(extra_callbacks)
     return L.Trainer(
         accelerator=env.accelerator,

@@ -113,3 +113,12 @@ def convert_distiller_checkpoint(src_path: Union[str, os.PathLike], dst_path: Un
     path = save_checkpoint({"state_dict": student, "meta": meta}, dst_path)
     return ConversionReport(path, len(student), meta["dropped_keys"], sorted(entries),
                             cfg_name if cfg is not None else None)
+
+
+def is_distiller_checkpoint(path: Union[str, os.PathLike]) -> bool:
+    """Whether the checkpoint file holds a distiller's state dict (``student.*`` and
+    ``teacher.*`` keys) rather than a detector's. Only the keys are read (``mmap``)."""
+    raw = read_checkpoint(path, allowed_globals=numpy_safe_globals(), mmap=True)
+    state_dict, _ = split_checkpoint(raw, source=f"checkpoint '{path}'")
+    return (any(k.startswith(STUDENT_PREFIX) for k in state_dict)
+            and any(k.startswith(DROPPED_GROUPS["teacher"]) for k in state_dict))
