@@ -47,7 +47,7 @@ import torch
 from torch import Tensor, nn
 
 from ..core.bbox.util import denormalize_bbox
-from ..models.detectors.base import StreamingDetector
+from ..models.detectors.base import StreamingDetector, image_pad_shape
 
 #: Frame inputs of the exported graph, in order.
 FRAME_INPUTS = ("img", "lidar2img", "intrinsics", "extrinsics", "ego_pose", "ego_pose_inv",
@@ -93,8 +93,7 @@ class StreamingExportWrapper(nn.Module):
         geometry = dict(lidar2img=lidar2img, intrinsics=intrinsics, extrinsics=extrinsics,
                         ego_pose=ego_pose, ego_pose_inv=ego_pose_inv, timestamp=timestamp,
                         prev_exists=prev_exists)
-        pad_shape = (int(img.shape[-2]), int(img.shape[-1]))
-        preds = self.detector.head_outputs(self.detector.extract_feat(img), geometry, pad_shape)
+        preds = self.detector.head_outputs(self.detector.extract_feat(img), geometry, image_pad_shape(img))
         new_state = memory.state()
         memory.reset()
         scores = preds["all_cls_scores"][-1].sigmoid()

@@ -125,6 +125,11 @@ class StreamingDetector(StreamingModel):
             yield
 
 
+def image_pad_shape(img: Tensor) -> tuple[int, int]:
+    """``(H, W)`` of padded images ``(..., H, W)``: the ``pad_shape`` the heads take."""
+    return int(img.shape[-2]), int(img.shape[-1])
+
+
 def check_streaming_model(model: Any, what: str) -> StreamingModel:
     """``model`` if it implements :class:`StreamingModel`, else a ``TypeError`` naming ``what``."""
     if not isinstance(model, StreamingModel):

@@ -13,7 +13,7 @@ from typing import Any, Mapping, Optional
 from torch import Tensor
 
 from ...registry import MODELS
-from .base import MODES, StreamingDetector
+from .base import MODES, StreamingDetector, image_pad_shape
 from ..utils.grid_mask import GridMask
 from ..utils.misc import locations as feature_locations
 from .labelled_samples import LabelledSamples, head_losses_3d
@@ -170,10 +170,6 @@ class Petr3D(StreamingDetector):
         )
         return outs, roi_outs
 
-    @staticmethod
-    def _pad_shape(img: Tensor) -> tuple[int, int]:
-        return int(img.shape[-2]), int(img.shape[-1])
-
     def loss(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
         """Losses of the 3D head (and of the 2D head when present) for one batch.
 
@@ -185,7 +181,7 @@ class Petr3D(StreamingDetector):
         _require(batch, ("img",) + _GEOMETRY_KEYS + _LOSS_KEYS + (_LOSS_2D_KEYS if with_roi else ()),
                  "loss")
         labelled = LabelledSamples.from_batch(batch, batch["img"].shape[0])
-        pad_shape = self._pad_shape(batch["img"])
+        pad_shape = image_pad_shape(batch["img"])
         outs, roi_outs = self._run_heads(self.extract_img_feat(batch["img"]), batch, pad_shape,
                                          with_roi, targets=batch)
         losses = head_losses_3d(self.pts_bbox_head, batch, outs, labelled)
@@ -200,5 +196,5 @@ class Petr3D(StreamingDetector):
     def predict(self, batch: Mapping[str, Any]) -> list[dict[str, Tensor]]:
         """Decoded boxes of every sample (LiDAR frame, box layout)."""
         _require(batch, ("img",) + _GEOMETRY_KEYS, "predict")
-        outs = self.head_outputs(self.extract_feat(batch["img"]), batch, self._pad_shape(batch["img"]))
+        outs = self.head_outputs(self.extract_feat(batch["img"]), batch, image_pad_shape(batch["img"]))
         return self.pts_bbox_head.predict(outs)

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from ...registry import MODELS
 from ..utils.grid_mask import GridMask
-from .base import MODES, StreamingDetector
+from .base import MODES, StreamingDetector, image_pad_shape
 from .labelled_samples import LabelledSamples, head_losses_3d
 
 _GEOMETRY_KEYS = ("lidar2img", "intrinsics", "extrinsics", "ego_pose", "ego_pose_inv", "timestamp",
@@ -116,7 +116,7 @@ class RepDetr3D(StreamingDetector):
         img_feats = self.extract_feat(batch["img"])
         if mode == "loss":
             return self._loss(batch, img_feats)
-        return self.pts_bbox_head.predict(self.head_outputs(img_feats, batch, _pad_shape(batch)))
+        return self.pts_bbox_head.predict(self.head_outputs(img_feats, batch, image_pad_shape(batch["img"])))
 
     def head_outputs(self, feats: list[Tensor], geometry: Mapping[str, Tensor],
                      pad_shape: tuple[int, int]) -> dict[str, Tensor]:
@@ -135,18 +135,13 @@ class RepDetr3D(StreamingDetector):
                                    gt_labels_3d=batch["gt_labels_3d"],
                                    pseudo_bboxes_3d=batch.get("pseudo_bboxes_3d"),
                                    pseudo_labels_3d=batch.get("pseudo_labels_3d"),
-                                   pad_shape=_pad_shape(batch), **{key: batch[key] for key in _GEOMETRY_KEYS})
+                                   pad_shape=image_pad_shape(batch["img"]), **{key: batch[key] for key in _GEOMETRY_KEYS})
         losses = head_losses_3d(self.pts_bbox_head, batch, preds, labelled)
         if self.img_roi_head is not None:
             preds_2d = self.img_roi_head([labelled.samples(feat) for feat in img_feats])
             losses.update(labelled.finish(self.img_roi_head.loss(
                 *(labelled.gt(batch[key]) for key in ("gt_bboxes", "gt_labels", "centers2d")), preds_2d)))
         return losses
-
-
-def _pad_shape(batch: Mapping[str, Tensor]) -> tuple[int, int]:
-    """``(H, W)`` of the batch's padded images."""
-    return int(batch["img"].shape[-2]), int(batch["img"].shape[-1])
 
 
 def _check_supported(num_frame_head_grads: int, num_frame_backbone_grads: int, num_frame_losses: int,
