@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from projects.mmdet3d_plugin.models.backbones.pretrained import TORCHVISION_URLS
-from projects.mmdet3d_plugin.zoo.manifest import (
-    REPO_ROOT, ManifestError, find_entry, load_manifest, missing_checkpoint_message)
+from projects.mmdet3d_plugin.paths import REPO_ROOT
+from projects.mmdet3d_plugin.zoo.manifest import (ManifestError, find_entry, load_manifest,
+                                                  missing_checkpoint_message)
 
 
 def test_shipped_manifest_is_consistent():

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
 from typing import Any, Optional
 
-#: The repository root (``projects/mmdet3d_plugin/zoo/manifest.py`` -> 3 levels up).
-REPO_ROOT = Path(__file__).resolve().parents[3]
+from ..paths import REPO_ROOT
+
 DEFAULT_MANIFEST = REPO_ROOT / "ckpts" / "manifest.json"
 SCHEMA_VERSION = 1
 _FIELDS = ("name", "kind", "file", "urls", "direct", "size", "sha256", "sha256_prefix",

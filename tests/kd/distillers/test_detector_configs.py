@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 from mmengine.config import Config
 
-from projects.mmdet3d_plugin.kd.distillers.detector_configs import (REPO_ROOT, load_detector_config,
-                                                                      student_model_config)
+from projects.mmdet3d_plugin.kd.distillers.detector_configs import load_detector_config, student_model_config
+from projects.mmdet3d_plugin.paths import REPO_ROOT
 
 STREAMPETR = "projects/configs/StreamPETR/stream_petr_r50_flash_704_bs2_seq_428q_nui_60e.py"
 

@@ -13,7 +13,8 @@ import torch
 
 from projects.mmdet3d_plugin.engine.runner import load_config
 from projects.mmdet3d_plugin.engine.runtime_config import parse_runtime
-from projects.mmdet3d_plugin.kd.distillers.detector_configs import REPO_ROOT, load_detector_config
+from projects.mmdet3d_plugin.kd.distillers.detector_configs import load_detector_config
+from projects.mmdet3d_plugin.paths import REPO_ROOT
 from projects.mmdet3d_plugin.registry import MODELS
 
 DISTILL3D = REPO_ROOT / "projects" / "configs" / "Distill3D"

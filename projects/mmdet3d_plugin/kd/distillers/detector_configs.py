@@ -17,7 +17,7 @@ import torch
 from mmengine.config import Config, ConfigDict
 from torch import nn
 
-REPO_ROOT = Path(__file__).resolve().parents[4]
+from ...paths import REPO_ROOT
 
 ConfigSource = Union[str, Path, Mapping[str, Any]]
 
