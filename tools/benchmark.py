@@ -24,13 +24,12 @@ from mmengine.config import DictAction
 from torch import nn
 
 import projects.mmdet3d_plugin  # noqa: F401  (registers every module)
+from harmodistill_tools.benchmarking import (DETECTOR_STAGES, REST_STAGE, PeakMemoryMeter, StageTimer,
+                                             config_image_size, count_gflops, count_parameters,
+                                             dataset_available, environment, latency_stats, move_to_device,
+                                             resolve_device, streaming_indices, synchronizer, write_result)
 from projects.mmdet3d_plugin.core.checkpoint import load_checkpoint, numpy_safe_globals
 from projects.mmdet3d_plugin.datasets.collate import collate_samples
-from projects.mmdet3d_plugin.engine.benchmarking import (DETECTOR_STAGES, REST_STAGE, PeakMemoryMeter,
-                                                         StageTimer, config_image_size, count_gflops,
-                                                         count_parameters, dataset_available, environment,
-                                                         latency_stats, move_to_device, resolve_device,
-                                                         streaming_indices, synchronizer, write_result)
 from projects.mmdet3d_plugin.engine.runner import build_dataset, load_config
 from projects.mmdet3d_plugin.export.example_frames import synthetic_frame
 from projects.mmdet3d_plugin.models.detectors.base import build_detector as build_streaming_detector

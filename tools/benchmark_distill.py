@@ -16,7 +16,7 @@ The baseline runs on separate copies of the teacher and student (same weights, n
 that each model streams every frame once, in order. The ratio ``distill / baseline`` is the
 overhead of the distillation machinery itself. Reported per step: forward, backward and
 optimizer time (mean; total also p50/p90) and peak memory (see
-``projects/mmdet3d_plugin/engine/benchmarking.py`` for what the memory figure counts).
+``harmodistill_tools/benchmarking.py`` for what the memory figure counts).
 
 The teacher checkpoint is the config's ``model.teacher_ckpt``, or ``--teacher-ckpt``; when it
 does not exist, ``--random-teacher`` writes a temporary checkpoint of a freshly built teacher
@@ -38,11 +38,10 @@ from mmengine.config import DictAction
 from torch import Tensor, nn
 
 import projects.mmdet3d_plugin  # noqa: F401  (registers every module)
+from harmodistill_tools.benchmarking import (PeakMemoryMeter, dataset_available, environment, latency_stats,
+                                             memory_method, move_to_device, resolve_device, streaming_indices,
+                                             synchronizer, write_result)
 from projects.mmdet3d_plugin.datasets.collate import collate_samples
-from projects.mmdet3d_plugin.engine.benchmarking import (PeakMemoryMeter, dataset_available, environment,
-                                                         latency_stats, memory_method, move_to_device,
-                                                         resolve_device, streaming_indices, synchronizer,
-                                                         write_result)
 from projects.mmdet3d_plugin.engine.optim import build_optimizer
 from projects.mmdet3d_plugin.engine.runner import build_dataset, load_config
 from projects.mmdet3d_plugin.engine.runtime_config import RuntimeSpec, parse_runtime

@@ -28,9 +28,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from projects.mmdet3d_plugin.engine.tool_steps import REPO, data_options, run_step, schedule_options
+from harmodistill_tools.steps import data_options, run_step, schedule_options
+from projects.mmdet3d_plugin.paths import REPO_ROOT
 
-CONFIGS = REPO / "projects" / "configs" / "synthetic"
+CONFIGS = REPO_ROOT / "projects" / "configs" / "synthetic"
 TEACHER_CFG = CONFIGS / "raydn_r50_synthetic.py"
 STUDENT_CFG = CONFIGS / "raydn_r18_synthetic.py"
 DISTILL_CFG = CONFIGS / "distill_raydn_r50_r18_synthetic.py"
@@ -157,8 +158,8 @@ def main() -> None:
                        **({"teacher_iters": args.teacher_iters} if args.teacher_iters else {}),
                        **({"student_iters": args.student_iters} if args.student_iters else {})})
     suffix = "_quick" if args.quick else ""
-    work = (REPO / (args.work_dir or f"work_dirs/demo{suffix}")).resolve()
-    data_root = (REPO / (args.data_root or f"data/synthetic{suffix}")).resolve()
+    work = (REPO_ROOT / (args.work_dir or f"work_dirs/demo{suffix}")).resolve()
+    data_root = (REPO_ROOT / (args.data_root or f"data/synthetic{suffix}")).resolve()
     work.mkdir(parents=True, exist_ok=True)
     log = work / "demo.log"
     start = time.perf_counter()

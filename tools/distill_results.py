@@ -28,13 +28,14 @@ import sys
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
+from harmodistill_tools.ablation import loss_families, results_table
+from harmodistill_tools.steps import data_options, run_step, schedule_options
 from projects.mmdet3d_plugin.core.checkpoint import read_checkpoint
 from projects.mmdet3d_plugin.engine.runner import load_config
-from projects.mmdet3d_plugin.engine.tool_steps import REPO, data_options, run_step, schedule_options
-from projects.mmdet3d_plugin.kd.ablation import loss_families, results_table
+from projects.mmdet3d_plugin.paths import REPO_ROOT
 from projects.mmdet3d_plugin.visualization.seed_plot import plot_seed_results
 
-CONFIGS = REPO / "projects" / "configs" / "synthetic"
+CONFIGS = REPO_ROOT / "projects" / "configs" / "synthetic"
 STUDENT_CFG = CONFIGS / "raydn_r18_synthetic.py"
 DISTILL_CFG = CONFIGS / "distill_raydn_r50_r18_synthetic.py"
 DEFAULT_ITERS = 400  # the budget of docs/results.md
@@ -114,14 +115,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--teacher-ckpt", type=Path, required=True, help="the trained teacher (latest.pth)")
     parser.add_argument("--distill-config", type=Path, default=DISTILL_CFG)
     parser.add_argument("--student-config", type=Path, default=STUDENT_CFG)
-    parser.add_argument("--data-root", type=Path, default=REPO / "data" / "synthetic")
+    parser.add_argument("--data-root", type=Path, default=REPO_ROOT / "data" / "synthetic")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--iters", type=int, default=DEFAULT_ITERS, help="iterations of every student")
     parser.add_argument("--variants", nargs="+",
                         help="default: plain, all, inherit and losses (if the config inherits), every loss family")
     parser.add_argument("--labelled-fraction", type=float, default=1.0,
                         help="share of training frames with ground truth (label-scarce setting; default 1)")
-    parser.add_argument("--work-dir", type=Path, default=REPO / "work_dirs" / "distill_results")
+    parser.add_argument("--work-dir", type=Path, default=REPO_ROOT / "work_dirs" / "distill_results")
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs trained at once, each with cpu_count/jobs threads (2 on 2 cores: "
                              "1.4x the throughput of one 2-thread run)")

@@ -24,9 +24,9 @@ from mmengine.config import DictAction
 from tqdm import tqdm
 
 import projects.mmdet3d_plugin  # noqa: F401  (registers every module)
+from harmodistill_tools.ablation import loss_families
 from projects.mmdet3d_plugin.core.checkpoint import load_checkpoint
 from projects.mmdet3d_plugin.engine.runner import build_model, build_train_loader, load_config
-from projects.mmdet3d_plugin.kd.ablation import loss_families
 from projects.mmdet3d_plugin.kd.gradient_shares import (DETECTION, PARTS, shares_table, suggest_weights,
                                                         summarise, term_gradients)
 

@@ -39,7 +39,7 @@ def test_demo_log_records_every_command_it_runs(tmp_path, monkeypatch):
     import shlex
     import subprocess
 
-    from projects.mmdet3d_plugin.engine import tool_steps
+    from harmodistill_tools import steps
 
     ran = []
 
@@ -54,7 +54,7 @@ def test_demo_log_records_every_command_it_runs(tmp_path, monkeypatch):
             out.write_text(json.dumps({"latency": {"total": {"mean_ms": 1.0}}, "params": {"inference": 1e6}}))
         return subprocess.CompletedProcess(cmd, 0)
 
-    monkeypatch.setattr(tool_steps.subprocess, "run", fake_run)
+    monkeypatch.setattr(steps.subprocess, "run", fake_run)
     monkeypatch.setattr(sys, "argv", ["demo.py", "--quick", "--work-dir", str(tmp_path / "work"),
                                       "--data-root", str(tmp_path / "data")])
     demo.main()

@@ -11,7 +11,7 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..kd.ablation import mean_std
+from ..core.stats import mean_std
 
 
 def plot_seed_results(runs: Mapping[str, Mapping[int, Mapping[str, float]]], out_path: str | Path,

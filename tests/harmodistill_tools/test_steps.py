@@ -5,11 +5,12 @@ import sys
 
 import pytest
 
+from harmodistill_tools.steps import data_options, run_step, schedule_options
 from projects.mmdet3d_plugin.engine.runner import load_config
 from projects.mmdet3d_plugin.engine.runtime_config import parse_runtime
-from projects.mmdet3d_plugin.engine.tool_steps import REPO, data_options, run_step, schedule_options
+from projects.mmdet3d_plugin.paths import REPO_ROOT
 
-STUDENT_CFG = REPO / "projects" / "configs" / "synthetic" / "raydn_r18_synthetic.py"
+STUDENT_CFG = REPO_ROOT / "projects" / "configs" / "synthetic" / "raydn_r18_synthetic.py"
 
 
 def as_options(items: list[str]) -> dict:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[3]
+from projects.mmdet3d_plugin.paths import REPO_ROOT
 
 
 def run_step(cmd: list[str], log: Path, env: Mapping[str, str] | None = None) -> float:
@@ -30,7 +30,7 @@ def run_step(cmd: list[str], log: Path, env: Mapping[str, str] | None = None) ->
     start = time.perf_counter()
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as handle:
-        result = subprocess.run(cmd, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT,
+        result = subprocess.run(cmd, cwd=REPO_ROOT, stdout=handle, stderr=subprocess.STDOUT,
                                 env={**os.environ, **env} if env else None)
     if result.returncode != 0:
         raise SystemExit(f"step failed (exit {result.returncode}); its output is in {log}")

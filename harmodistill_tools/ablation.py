@@ -1,4 +1,4 @@
-"""Distillation ablations: which losses form each family, and mean ± std over seeds.
+"""Distillation ablations: which losses form each family, and the mean ± std table over seeds.
 
 ``tools/distill_results.py`` trains the plain student and the distilled student with all
 losses or one family at a time (``model.enabled_losses``) over several seeds; the families
@@ -7,9 +7,10 @@ extra losses of a known type needs no change in the tool.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from projects.mmdet3d_plugin.core.stats import mean_std
 
 FAMILY_TYPES: dict[str, tuple[str, ...]] = {
     "feature": ("BalancedKLLoss", "ChannelWiseDivergence", "FGDLoss", "MGDLoss", "FitNetsLoss"),
@@ -36,17 +37,6 @@ def loss_families(distill_losses: Mapping[str, Mapping[str, Any]]) -> dict[str, 
                            f"ablation family; known: {FAMILY_TYPES}")
         families.setdefault(family_of[loss_type], []).append(name)
     return families
-
-
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (``ddof=1``; 0 for a single value)."""
-    if not values:
-        raise ValueError("mean_std of no values")
-    mean = sum(values) / len(values)
-    if len(values) == 1:
-        return mean, 0.0
-    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
-    return mean, math.sqrt(var)
 
 
 def results_table(runs: Mapping[str, Mapping[int, Mapping[str, float]]], baseline: str,

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 
+from harmodistill_tools.ablation import loss_families, results_table
 from projects.mmdet3d_plugin.engine.runner import load_config
-from projects.mmdet3d_plugin.engine.tool_steps import REPO
-from projects.mmdet3d_plugin.kd.ablation import loss_families, mean_std, results_table
+from projects.mmdet3d_plugin.paths import REPO_ROOT
 
-DISTILL_CFG = REPO / "projects" / "configs" / "synthetic" / "distill_raydn_r50_r18_synthetic.py"
+DISTILL_CFG = REPO_ROOT / "projects" / "configs" / "synthetic" / "distill_raydn_r50_r18_synthetic.py"
 
 
 def test_synthetic_distill_config_splits_into_the_three_families():
@@ -19,13 +19,6 @@ def test_synthetic_distill_config_splits_into_the_three_families():
 def test_a_loss_of_unknown_type_is_refused_with_its_name():
     with pytest.raises(KeyError, match="distill_losses.mine has type 'MyLoss'"):
         loss_families({"mine": {"type": "MyLoss"}})
-
-
-def test_mean_std_uses_the_sample_deviation():
-    assert mean_std([1.0, 2.0, 3.0]) == pytest.approx((2.0, 1.0))
-    assert mean_std([0.5]) == (0.5, 0.0)
-    with pytest.raises(ValueError):
-        mean_std([])
 
 
 def test_table_pairs_differences_by_seed_and_counts_wins():

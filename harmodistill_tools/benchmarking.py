@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..models.detectors.base import StreamingDetector
+from projects.mmdet3d_plugin.models.detectors.base import StreamingDetector
 
 #: Stage name -> submodule attribute of a RepDetr3D / Petr3D detector.
 DETECTOR_STAGES: dict[str, str] = {"backbone": "img_backbone", "neck": "img_neck"}
