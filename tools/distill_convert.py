@@ -16,7 +16,7 @@ import sys
 import projects.mmdet3d_plugin  # noqa: F401  (registers every module)
 from projects.mmdet3d_plugin.core.checkpoint import CheckpointError
 from projects.mmdet3d_plugin.engine.runner import load_config
-from projects.mmdet3d_plugin.kd.checkpoint import convert_distiller_checkpoint
+from projects.mmdet3d_plugin.kd.student_conversion import convert_distiller_checkpoint
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

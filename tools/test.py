@@ -12,7 +12,7 @@ import projects.mmdet3d_plugin  # noqa: F401  (registers every module)
 from projects.mmdet3d_plugin.datasets.evaluation.metrics_table import format_metrics_table
 from projects.mmdet3d_plugin.engine.precision import PRECISIONS
 from projects.mmdet3d_plugin.engine.runner import load_config, test
-from projects.mmdet3d_plugin.kd.checkpoint import is_distiller_checkpoint
+from projects.mmdet3d_plugin.kd.student_conversion import is_distiller_checkpoint
 from projects.mmdet3d_plugin.kd.distillers import HarmoDistiller
 from projects.mmdet3d_plugin.registry import MODELS
 

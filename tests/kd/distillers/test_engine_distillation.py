@@ -8,7 +8,7 @@ import torch
 from projects.mmdet3d_plugin.core.checkpoint import apply_state_dict, read_checkpoint
 from projects.mmdet3d_plugin.engine.runner import load_config, train
 from projects.mmdet3d_plugin.engine.trainer_factory import LaunchEnv
-from projects.mmdet3d_plugin.kd.checkpoint import convert_distiller_checkpoint
+from projects.mmdet3d_plugin.kd.student_conversion import convert_distiller_checkpoint
 from projects.mmdet3d_plugin.registry import MODELS
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

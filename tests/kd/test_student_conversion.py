@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from projects.mmdet3d_plugin.core.checkpoint import CheckpointError
-from projects.mmdet3d_plugin.kd.checkpoint import extract_student_state_dict
+from projects.mmdet3d_plugin.kd.student_conversion import extract_student_state_dict
 
 
 def test_student_keys_are_kept_and_the_rest_grouped() -> None:

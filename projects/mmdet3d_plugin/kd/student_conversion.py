@@ -1,4 +1,4 @@
-"""Export the student of a distiller checkpoint as a plain detector checkpoint.
+"""Convert a distiller checkpoint to its student: a plain detector checkpoint.
 
 A distiller's state dict holds ``student.*``, ``teacher.*``, ``adapters.*`` and
 ``distill_losses.*``; engine checkpoints nest it under ``'state_dict'`` next to optimizer,
