@@ -50,3 +50,8 @@ def test_bad_target_raises():
     loss = MODELS.build(dict(type="QualityFocalLoss"))
     with pytest.raises(ValueError, match="pair"):
         loss(torch.zeros(2, 3), torch.zeros(2))
+
+
+def test_the_softmax_form_is_refused_naming_the_loss():
+    with pytest.raises(ValueError, match="QualityFocalLoss: only use_sigmoid=True"):
+        MODELS.build(dict(type="QualityFocalLoss", use_sigmoid=False))

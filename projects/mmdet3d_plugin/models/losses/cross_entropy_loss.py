@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from projects.mmdet3d_plugin.models.losses.utils import WeightedLoss
+from projects.mmdet3d_plugin.models.losses.weighted_loss import WeightedLoss
 from projects.mmdet3d_plugin.registry import MODELS
 
 _DEFAULT_IGNORE = -100

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from projects.mmdet3d_plugin.models.losses.utils import WeightedLoss
+from projects.mmdet3d_plugin.models.losses.sigmoid_class_loss import SigmoidClassLoss
 from projects.mmdet3d_plugin.registry import MODELS
 
 
@@ -45,7 +45,7 @@ def sigmoid_focal_loss(
 
 
 @MODELS.register_module()
-class FocalLoss(WeightedLoss):
+class FocalLoss(SigmoidClassLoss):
     """Sigmoid focal loss for dense or query classification.
 
     Args:
@@ -66,28 +66,16 @@ class FocalLoss(WeightedLoss):
         loss_weight: float = 1.0,
         activated: bool = False,
     ) -> None:
-        super().__init__(reduction, loss_weight)
-        if not use_sigmoid:
-            raise ValueError("FocalLoss: only use_sigmoid=True (sigmoid focal loss) is supported")
-        self.use_sigmoid = use_sigmoid
+        super().__init__(use_sigmoid, reduction, loss_weight, activated)
         self.gamma = float(gamma)
         self.alpha = float(alpha)
-        self.activated = activated
 
-    def forward(
-        self,
-        pred: torch.Tensor,
-        target: torch.Tensor,
-        weight: torch.Tensor | None = None,
-        avg_factor: float | torch.Tensor | None = None,
-        reduction_override: str | None = None,
-    ) -> torch.Tensor:
-        """Focal loss of (N, C) scores.
+    def elementwise_loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """(N, C) focal loss of (N, C) scores; ``forward``'s weight is (N,) or (N, C).
 
         Args:
             pred: (N, C) logits (probabilities when ``activated``).
             target: (N,) class indices in [0, C], C meaning background; or (N, C) one-hot.
-            weight: (N,) per sample or (N, C) per element.
         """
         if target.dim() == pred.dim() - 1:
             target = one_hot_targets(target, pred.shape[-1])
@@ -96,5 +84,4 @@ class FocalLoss(WeightedLoss):
                 f"FocalLoss: target must be (N,) class indices or (N, C) like pred "
                 f"{tuple(pred.shape)}, got {tuple(target.shape)}"
             )
-        loss = sigmoid_focal_loss(pred, target.to(pred.dtype), self.gamma, self.alpha, self.activated)
-        return self._reduce(loss, weight, avg_factor, reduction_override)
+        return sigmoid_focal_loss(pred, target.to(pred.dtype), self.gamma, self.alpha, self.activated)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from projects.mmdet3d_plugin.models.losses.utils import WeightedLoss, check_same_shape
+from projects.mmdet3d_plugin.models.losses.weighted_loss import WeightedLoss, check_same_shape
 from projects.mmdet3d_plugin.registry import MODELS
 
 _EPS = 1e-12
@@ -63,15 +63,7 @@ class GaussianFocalLoss(WeightedLoss):
         self.pos_weight = float(pos_weight)
         self.neg_weight = float(neg_weight)
 
-    def forward(
-        self,
-        pred: torch.Tensor,
-        target: torch.Tensor,
-        weight: torch.Tensor | None = None,
-        avg_factor: float | torch.Tensor | None = None,
-        reduction_override: str | None = None,
-    ) -> torch.Tensor:
-        """pred, target: same shape, e.g. (B, H*W, 1); weight: same shape or (B,)."""
+    def elementwise_loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """pred, target: same shape, e.g. (B, H*W, 1), as the loss; ``forward``'s weight: same or (B,)."""
         check_same_shape(pred, target, type(self).__name__)
-        loss = gaussian_focal_loss(pred, target, self.alpha, self.gamma, self.pos_weight, self.neg_weight)
-        return self._reduce(loss, weight, avg_factor, reduction_override)
+        return gaussian_focal_loss(pred, target, self.alpha, self.gamma, self.pos_weight, self.neg_weight)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from projects.mmdet3d_plugin.core.bbox.box_ops import bbox_overlaps
-from projects.mmdet3d_plugin.models.losses.utils import WeightedLoss, check_same_shape
+from projects.mmdet3d_plugin.models.losses.weighted_loss import WeightedLoss, check_same_shape
 from projects.mmdet3d_plugin.registry import MODELS
 
 _IOU_MODES = ("linear", "square", "log")
@@ -21,9 +21,6 @@ class _BoxOverlapLoss(WeightedLoss):
     def __init__(self, eps: float, reduction: str, loss_weight: float) -> None:
         super().__init__(reduction, loss_weight)
         self.eps = float(eps)
-
-    def _per_box(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
 
     def forward(
         self,
@@ -40,8 +37,7 @@ class _BoxOverlapLoss(WeightedLoss):
             weight = weight.mean(dim=-1)
         if weight is not None and not bool((weight > 0).any()):
             return pred.sum() * 0
-        loss = self._per_box(pred, target)
-        return self._reduce(loss, weight, avg_factor, reduction_override)
+        return super().forward(pred, target, weight, avg_factor, reduction_override)
 
 
 @MODELS.register_module()
@@ -63,7 +59,8 @@ class IoULoss(_BoxOverlapLoss):
             raise ValueError(f"IoULoss: mode must be one of {_IOU_MODES}, got {mode!r}")
         self.mode = mode
 
-    def _per_box(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def elementwise_loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """pred, target: (N, 4) xyxy (shapes checked by ``forward``) -> (N,) loss per box."""
         ious = bbox_overlaps(pred, target, "iou", is_aligned=True, eps=self.eps).clamp(min=self.eps)
         if self.mode == "linear":
             return 1 - ious
@@ -85,5 +82,6 @@ class GIoULoss(_BoxOverlapLoss):
     def __init__(self, eps: float = 1e-6, reduction: str = "mean", loss_weight: float = 1.0) -> None:
         super().__init__(eps, reduction, loss_weight)
 
-    def _per_box(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def elementwise_loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """pred, target: (N, 4) xyxy (shapes checked by ``forward``) -> (N,) loss per box."""
         return 1 - bbox_overlaps(pred, target, "giou", is_aligned=True, eps=self.eps)

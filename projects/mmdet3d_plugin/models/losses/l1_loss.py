@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from projects.mmdet3d_plugin.models.losses.utils import WeightedLoss, check_same_shape
+from projects.mmdet3d_plugin.models.losses.weighted_loss import WeightedLoss, check_same_shape
 from projects.mmdet3d_plugin.registry import MODELS
 
 
@@ -19,14 +19,7 @@ class L1Loss(WeightedLoss):
     def __init__(self, reduction: str = "mean", loss_weight: float = 1.0) -> None:
         super().__init__(reduction, loss_weight)
 
-    def forward(
-        self,
-        pred: torch.Tensor,
-        target: torch.Tensor,
-        weight: torch.Tensor | None = None,
-        avg_factor: float | torch.Tensor | None = None,
-        reduction_override: str | None = None,
-    ) -> torch.Tensor:
-        """pred, target: (N, D); weight: (N, D) or (N,). Returns a scalar (or (N, D) for 'none')."""
+    def elementwise_loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """pred, target: (N, D) -> (N, D) loss; ``forward``'s weight: (N, D) or (N,)."""
         check_same_shape(pred, target, type(self).__name__)
-        return self._reduce((pred - target).abs(), weight, avg_factor, reduction_override)
+        return (pred - target).abs()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from projects.mmdet3d_plugin.models.losses.utils import WeightedLoss
+from projects.mmdet3d_plugin.models.losses.sigmoid_class_loss import SigmoidClassLoss
 from projects.mmdet3d_plugin.registry import MODELS
 
 
@@ -44,7 +44,7 @@ def quality_focal_loss(
 
 
 @MODELS.register_module()
-class QualityFocalLoss(WeightedLoss):
+class QualityFocalLoss(SigmoidClassLoss):
     """Quality focal loss on (N, C) class scores with (label, score) targets.
 
     Args:
@@ -63,22 +63,11 @@ class QualityFocalLoss(WeightedLoss):
         loss_weight: float = 1.0,
         activated: bool = False,
     ) -> None:
-        super().__init__(reduction, loss_weight)
-        if not use_sigmoid:
-            raise ValueError("QualityFocalLoss: only use_sigmoid=True is supported")
-        self.use_sigmoid = use_sigmoid
+        super().__init__(use_sigmoid, reduction, loss_weight, activated)
         self.beta = float(beta)
-        self.activated = activated
 
-    def forward(
-        self,
-        pred: torch.Tensor,
-        target: tuple[torch.Tensor, torch.Tensor],
-        weight: torch.Tensor | None = None,
-        avg_factor: float | torch.Tensor | None = None,
-        reduction_override: str | None = None,
-    ) -> torch.Tensor:
-        """pred: (N, C); target: ``(label (N,), score (N,))``; weight: (N,)."""
+    def elementwise_loss(self, pred: torch.Tensor, target: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """(N,) loss of pred (N, C) against ``target = (label (N,), score (N,))``; weight: (N,)."""
         if not isinstance(target, (tuple, list)) or len(target) != 2:
             raise ValueError("QualityFocalLoss: target must be a pair (label (N,), score (N,))")
         label, score = target
@@ -87,5 +76,4 @@ class QualityFocalLoss(WeightedLoss):
                 f"QualityFocalLoss: label {tuple(label.shape)} and score {tuple(score.shape)} must "
                 f"both be ({pred.shape[0]},) for pred {tuple(pred.shape)}"
             )
-        loss = quality_focal_loss(pred, label, score, self.beta, self.activated)
-        return self._reduce(loss, weight, avg_factor, reduction_override)
+        return quality_focal_loss(pred, label, score, self.beta, self.activated)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from projects.mmdet3d_plugin.models.losses.utils import WeightedLoss, check_same_shape
+from projects.mmdet3d_plugin.models.losses.weighted_loss import WeightedLoss, check_same_shape
 from projects.mmdet3d_plugin.registry import MODELS
 
 
@@ -23,16 +23,8 @@ class SmoothL1Loss(WeightedLoss):
             raise ValueError(f"SmoothL1Loss: beta must be > 0, got {beta}")
         self.beta = float(beta)
 
-    def forward(
-        self,
-        pred: torch.Tensor,
-        target: torch.Tensor,
-        weight: torch.Tensor | None = None,
-        avg_factor: float | torch.Tensor | None = None,
-        reduction_override: str | None = None,
-    ) -> torch.Tensor:
-        """pred, target: (N, D); weight: (N, D) or (N,). Returns a scalar (or (N, D) for 'none')."""
+    def elementwise_loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """pred, target: (N, D) -> (N, D) loss; ``forward``'s weight: (N, D) or (N,)."""
         check_same_shape(pred, target, type(self).__name__)
         diff = (pred - target).abs()
-        loss = torch.where(diff < self.beta, 0.5 * diff * diff / self.beta, diff - 0.5 * self.beta)
-        return self._reduce(loss, weight, avg_factor, reduction_override)
+        return torch.where(diff < self.beta, 0.5 * diff * diff / self.beta, diff - 0.5 * self.beta)

@@ -1,4 +1,8 @@
-"""Weighted reduction shared by every detection loss (mmdet semantics).
+"""The base of every detection loss: its ``forward`` and the weighted reduction (mmdet semantics).
+
+A loss computes an element-wise loss (:meth:`WeightedLoss.elementwise_loss`); the base's
+``forward(pred, target, weight, avg_factor, reduction_override)`` checks nothing else,
+weights it and reduces it.
 
 An element-wise loss is multiplied by an optional weight, then reduced:
 
@@ -10,10 +14,14 @@ An element-wise loss is multiplied by an optional weight, then reduced:
 """
 from __future__ import annotations
 
+from typing import Union
+
 import torch
 from torch import nn
 
 REDUCTIONS = ("none", "mean", "sum")
+#: What a loss compares ``pred`` with: a tensor, or a tuple of them (``(label, score)``).
+LossTarget = Union[torch.Tensor, tuple[torch.Tensor, ...]]
 
 
 def check_reduction(reduction: str, owner: str) -> str:
@@ -77,7 +85,9 @@ def weight_reduce_loss(
 
 
 class WeightedLoss(nn.Module):
-    """Base of the detection losses: holds ``reduction`` and ``loss_weight``.
+    """Base of the detection losses: holds ``reduction`` and ``loss_weight``, owns ``forward``.
+
+    A subclass implements :meth:`elementwise_loss` (and validates its inputs there).
 
     Args:
         reduction: default reduction, 'none', 'mean' or 'sum'.
@@ -88,6 +98,33 @@ class WeightedLoss(nn.Module):
         super().__init__()
         self.reduction = check_reduction(reduction, type(self).__name__)
         self.loss_weight = float(loss_weight)
+
+    def forward(
+        self,
+        pred: torch.Tensor,
+        target: LossTarget,
+        weight: torch.Tensor | None = None,
+        avg_factor: float | torch.Tensor | None = None,
+        reduction_override: str | None = None,
+    ) -> torch.Tensor:
+        """The element-wise loss of ``pred`` against ``target``, weighted, reduced and scaled.
+
+        Args:
+            pred: the prediction, e.g. (N, C) scores or (N, D) boxes.
+            target: what :meth:`elementwise_loss` of the subclass takes.
+            weight: shaped like the element-wise loss, or (N,) per sample; None for no weight.
+            avg_factor: divisor replacing the element count of 'mean'.
+            reduction_override: 'none', 'mean' or 'sum' for this call instead of ``reduction``.
+
+        Returns:
+            A scalar, or the weighted element-wise loss for 'none'.
+        """
+        loss = self.elementwise_loss(pred, target)
+        return self._reduce(loss, weight, avg_factor, reduction_override)
+
+    def elementwise_loss(self, pred: torch.Tensor, target: LossTarget) -> torch.Tensor:
+        """The unreduced loss of ``pred`` against ``target`` (implemented by each loss)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement elementwise_loss")
 
     def _reduce(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from projects.mmdet3d_plugin.models.losses.utils import expand_weight, weight_reduce_loss
+from projects.mmdet3d_plugin.models.losses.weighted_loss import WeightedLoss, expand_weight, weight_reduce_loss
 
 
 def test_reductions_and_weights():
@@ -35,3 +35,27 @@ def test_expand_weight_shapes():
     assert expand_weight(torch.ones(3, 5), loss, "x").shape == (3, 5)
     with pytest.raises(ValueError, match="weight of shape \\(4,\\)"):
         expand_weight(torch.ones(4), loss, "FocalLoss")
+
+
+class Squared(WeightedLoss):
+    """A toy loss: only ``elementwise_loss``; ``forward`` comes from the base."""
+
+    def elementwise_loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return (pred - target) ** 2
+
+
+def test_forward_weights_reduces_and_scales_the_elementwise_loss():
+    loss = Squared(reduction="sum", loss_weight=0.5)
+    pred, target = torch.tensor([[1.0, 2.0], [3.0, 4.0]]), torch.zeros(2, 2)
+    assert loss(pred, target).item() == 15
+    assert loss(pred, target, weight=torch.tensor([1.0, 0.0])).item() == 2.5
+    assert loss(pred, target, avg_factor=3.0, reduction_override="mean").item() == pytest.approx(5.0)
+    assert torch.equal(loss(pred, target, reduction_override="none"), 0.5 * pred**2)
+
+
+def test_a_loss_without_elementwise_loss_names_itself():
+    class Unfinished(WeightedLoss):
+        pass
+
+    with pytest.raises(NotImplementedError, match="Unfinished must implement elementwise_loss"):
+        Unfinished()(torch.zeros(1), torch.zeros(1))
