@@ -4,11 +4,8 @@
 # on this node (one per GPU with NCCL; CPU processes with gloo on a machine without GPUs).
 # Multi-node: NNODES, NODE_RANK, MASTER_ADDR; PORT (default 29500) for the rendezvous.
 set -euo pipefail
-if [ "$#" -lt 2 ]; then
-    echo "usage: $0 NPROC SCRIPT [script args...]" >&2
-    echo "  e.g. tools/dist_launch.sh 4 tools/train.py CONFIG" >&2
-    exit 2
-fi
+source "$(dirname "$0")/launch_args.bash"
+require_args 2 "NPROC SCRIPT [script args...]" "tools/dist_launch.sh 4 tools/train.py CONFIG" "$@"
 NPROC=$1
 SCRIPT=$2
 shift 2

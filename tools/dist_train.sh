@@ -2,12 +2,7 @@
 # Usage: tools/dist_train.sh CONFIG NPROC [train.py args...]
 # One process per GPU (NCCL); on a machine without GPUs, NPROC CPU processes (gloo).
 set -euo pipefail
-if [ "$#" -lt 2 ]; then
-    echo "usage: $0 CONFIG NPROC [train.py args...]" >&2
-    echo "  e.g. tools/dist_train.sh projects/configs/RayDN/raydn_r18_704_bs2_seq_428q_nui_24e.py 4" >&2
-    exit 2
-fi
-CONFIG=$1
-NPROC=$2
-shift 2
-exec "$(dirname "$0")/dist_launch.sh" "$NPROC" tools/train.py "$CONFIG" "$@"
+source "$(dirname "$0")/launch_args.bash"
+require_args 2 "CONFIG NPROC [train.py args...]" \
+    "tools/dist_train.sh projects/configs/RayDN/raydn_r18_704_bs2_seq_428q_nui_24e.py 4" "$@"
+exec "$(dirname "$0")/dist_launch.sh" "$2" tools/train.py "$1" "${@:3}"
