@@ -4,9 +4,5 @@ checkpoint_config = dict(interval=1, max_keep_ckpts=3)
 log_config = dict(
     interval=50,
     hooks=[dict(type='TextLoggerHook'), dict(type='TensorboardLoggerHook')])
-dist_params = dict(backend='nccl')
-log_level = 'INFO'
-work_dir = None
 load_from = None
 resume_from = None
-workflow = [('train', 1)]
