@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from mmengine.config import Config
 
+from projects.mmdet3d_plugin.engine.config_keys import ignored_upstream_keys
 from projects.mmdet3d_plugin.engine.runner import load_config
 from projects.mmdet3d_plugin.engine.runtime_config import parse_runtime
 
@@ -54,3 +55,19 @@ def test_every_shipped_config_passes_the_key_check(config):
     if "runner" not in cfg:
         pytest.skip("a model-only config (no runtime sections)")
     parse_runtime(cfg)
+
+
+def test_upstream_section_keys_are_named_in_the_warning(caplog):
+    cfg = _runtime(log_config=dict(interval=5, hooks=[dict(type="TextLoggerHook")]),
+                   evaluation=dict(interval=0, pipeline=[], metric="bbox"))
+    with caplog.at_level(logging.WARNING):
+        parse_runtime(cfg)
+    warned = [r.getMessage() for r in caplog.records if "no effect" in r.getMessage()]
+    assert len(warned) == 1
+    assert all(key in warned[0] for key in ("log_config.hooks", "evaluation.pipeline", "evaluation.metric"))
+
+
+@pytest.mark.parametrize("config", sorted((REPO / "projects/configs").rglob("*.py")),
+                         ids=lambda p: str(p.relative_to(REPO)))
+def test_shipped_configs_carry_no_unread_upstream_key(config):
+    assert ignored_upstream_keys(Config.fromfile(str(config))) == []

@@ -12,17 +12,8 @@ num_epochs = 24
 
 model = dict(
     img_backbone=dict(
-        _delete_=True,
-        init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet18'),
-        type='ResNet',
-        depth=18,
-        num_stages=4,
-        out_indices=(0, 1, 2, 3),
-        frozen_stages=-1,
-        norm_cfg=dict(type='BN2d', requires_grad=False),
-        norm_eval=True,
-        with_cp=True,
-        style='pytorch'),
+        init_cfg=dict(_delete_=True, type='Pretrained', checkpoint='torchvision://resnet18'),
+        depth=18),
     img_neck=dict(in_channels=[64, 128, 256, 512]))
 
 data = dict(samples_per_gpu=batch_size)

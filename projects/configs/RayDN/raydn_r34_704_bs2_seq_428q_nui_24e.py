@@ -1,38 +1,11 @@
 # RayDN, ResNet-34 (ImageNet init, torchvision://resnet34, then the R50 nuImages file
-# non-strictly, as released), 704x256, 300 + 128
-# propagated queries, streaming training for 24 epochs on 4 GPUs x 4 samples: the student
-# configuration of HarmoDistill-BEV (helloworld77), whose distilled model reaches NDS 53.73 /
-# mAP 42.35 on nuScenes val. Everything else is the R50 RayDN config.
-_base_ = ['./raydn_r50_704_bs2_seq_428q_nui_60e.py']
-
-num_gpus = 4
-batch_size = 4
-num_iters_per_epoch = 28130 // (num_gpus * batch_size)
-num_epochs = 24
+# non-strictly, as released), 704x256, 300 + 128 propagated queries, streaming training for
+# 24 epochs on 4 GPUs x 4 samples: the student configuration of HarmoDistill-BEV
+# (helloworld77), whose distilled model reaches NDS 53.73 / mAP 42.35 on nuScenes val.
+# Everything else (schedule, load_from) is the R18 config.
+_base_ = ['./raydn_r18_704_bs2_seq_428q_nui_24e.py']
 
 model = dict(
     img_backbone=dict(
-        _delete_=True,
-        init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet34'),
-        type='ResNet',
-        depth=34,
-        num_stages=4,
-        out_indices=(0, 1, 2, 3),
-        frozen_stages=-1,
-        norm_cfg=dict(type='BN2d', requires_grad=False),
-        norm_eval=True,
-        with_cp=True,
-        style='pytorch'),
-    img_neck=dict(in_channels=[64, 128, 256, 512]))
-
-data = dict(samples_per_gpu=batch_size)
-evaluation = dict(interval=num_iters_per_epoch * num_epochs)
-checkpoint_config = dict(interval=num_iters_per_epoch)
-runner = dict(type='IterBasedRunner', max_iters=num_epochs * num_iters_per_epoch)
-# As released (HarmoDistill-BEV's RayDN/raydn_r34 config, mmcv's non-strict load_from): after
-# the ImageNet backbone init, the R50 nuImages detector file overwrites every tensor whose
-# name and shape match (stem, the 3x3 convs and BNs the stages share, FPN output convs; the
-# key table is in docs/model_zoo.md). Start from ImageNet alone with
-# --cfg-options load_from=None. Distilling keeps ImageNet alone (Distill3D configs).
-load_from = 'ckpts/cascade_mask_rcnn_r50_fpn_coco-20e_20e_nuim-remapped.pth'
-load_from_strict = False
+        init_cfg=dict(checkpoint='torchvision://resnet34'),
+        depth=34))

@@ -1,45 +1,14 @@
 # StreamPETR, ResNet-50 (nuImages init), 704x256, 300 + 128 propagated queries, streaming
 # training for 60 epochs on 8 GPUs x 2 samples. Values follow the upstream config of the
 # same name (exiawsh/StreamPETR); published result: NDS 54.6 / mAP 44.9 on nuScenes val.
-_base_ = [
-    '../_base_/datasets/nus-3d.py',
-    '../_base_/default_runtime.py',
-]
-backbone_norm_cfg = dict(type='LN', requires_grad=True)
-plugin = True
-plugin_dir = 'projects/mmdet3d_plugin/'
+_base_ = ['../_base_/schedules/streaming-60e-8x2.py']
 
-# If the point cloud range changes, the heads must change theirs accordingly.
-point_cloud_range = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
 voxel_size = [0.2, 0.2, 8]
-img_norm_cfg = dict(
-    mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True)
-class_names = [
-    'car', 'truck', 'construction_vehicle', 'bus', 'trailer', 'barrier',
-    'motorcycle', 'bicycle', 'pedestrian', 'traffic_cone'
-]
-
-num_gpus = 8
-batch_size = 2
-# 28130 training samples per epoch; the schedule is in iterations of the global batch.
-num_iters_per_epoch = 28130 // (num_gpus * batch_size)
-num_epochs = 60
-
-queue_length = 1
-num_frame_losses = 1
-collect_keys = ['lidar2img', 'intrinsics', 'extrinsics', 'timestamp', 'img_timestamp',
-                'ego_pose', 'ego_pose_inv']
-input_modality = dict(
-    use_lidar=False,
-    use_camera=True,
-    use_radar=False,
-    use_map=False,
-    use_external=True)
 model = dict(
     type='Petr3D',
-    num_frame_head_grads=num_frame_losses,
-    num_frame_backbone_grads=num_frame_losses,
-    num_frame_losses=num_frame_losses,
+    num_frame_head_grads=_base_.num_frame_losses,
+    num_frame_backbone_grads=_base_.num_frame_losses,
+    num_frame_losses=_base_.num_frame_losses,
     use_grid_mask=True,
     img_backbone=dict(
         init_cfg=dict(
@@ -127,7 +96,7 @@ model = dict(
         bbox_coder=dict(
             type='NMSFreeCoder',
             post_center_range=[-61.2, -61.2, -10.0, 61.2, 61.2, 10.0],
-            pc_range=point_cloud_range,
+            pc_range=_base_.point_cloud_range,
             max_num=300,
             voxel_size=voxel_size,
             num_classes=10),
@@ -143,144 +112,14 @@ model = dict(
     train_cfg=dict(pts=dict(
         grid_size=[512, 512, 1],
         voxel_size=voxel_size,
-        point_cloud_range=point_cloud_range,
+        point_cloud_range=_base_.point_cloud_range,
         out_size_factor=4,
         assigner=dict(
             type='HungarianAssigner3D',
             cls_cost=dict(type='FocalLossCost', weight=2.0),
             reg_cost=dict(type='BBox3DL1Cost', weight=0.25),
             iou_cost=dict(type='IoUCost', weight=0.0),  # no 3D IoU cost; kept for DETR heads
-            pc_range=point_cloud_range))))
+            pc_range=_base_.point_cloud_range))))
 
-dataset_type = 'CustomNuScenesDataset'
-data_root = './data/nuscenes/'
-
-file_client_args = dict(backend='disk')
-
-ida_aug_conf = {
-    'resize_lim': (0.38, 0.55),
-    'final_dim': (256, 704),
-    'bot_pct_lim': (0.0, 0.0),
-    'rot_lim': (0.0, 0.0),
-    'H': 900,
-    'W': 1600,
-    'rand_flip': True,
-}
-train_pipeline = [
-    dict(type='LoadMultiViewImageFromFiles', to_float32=True),
-    dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True, with_bbox=True,
-         with_label=True, with_bbox_depth=True),
-    dict(type='ObjectRangeFilter', point_cloud_range=point_cloud_range),
-    dict(type='ObjectNameFilter', classes=class_names),
-    dict(type='ResizeCropFlipRotImage', data_aug_conf=ida_aug_conf, training=True),
-    dict(type='GlobalRotScaleTransImage',
-         rot_range=[-0.3925, 0.3925],
-         translation_std=[0, 0, 0],
-         scale_ratio_range=[0.95, 1.05],
-         reverse_angle=True,
-         training=True),
-    dict(type='NormalizeMultiviewImage', **img_norm_cfg),
-    dict(type='PadMultiViewImage', size_divisor=32),
-    dict(type='PETRFormatBundle3D', class_names=class_names,
-         collect_keys=collect_keys + ['prev_exists']),
-    dict(type='Collect3D',
-         keys=['gt_bboxes_3d', 'gt_labels_3d', 'img', 'gt_bboxes', 'gt_labels', 'centers2d',
-               'depths', 'prev_exists'] + collect_keys,
-         meta_keys=('filename', 'ori_shape', 'img_shape', 'pad_shape', 'scale_factor', 'flip',
-                    'box_mode_3d', 'box_type_3d', 'img_norm_cfg', 'scene_token',
-                    'gt_bboxes_3d', 'gt_labels_3d')),
-]
-test_pipeline = [
-    dict(type='LoadMultiViewImageFromFiles', to_float32=True),
-    dict(type='ResizeCropFlipRotImage', data_aug_conf=ida_aug_conf, training=False),
-    dict(type='NormalizeMultiviewImage', **img_norm_cfg),
-    dict(type='PadMultiViewImage', size_divisor=32),
-    dict(
-        type='MultiScaleFlipAug3D',
-        img_scale=(1333, 800),
-        pts_scale_ratio=1,
-        flip=False,
-        transforms=[
-            dict(
-                type='PETRFormatBundle3D',
-                collect_keys=collect_keys,
-                class_names=class_names,
-                with_label=False),
-            dict(type='Collect3D', keys=['img'] + collect_keys,
-                 meta_keys=('filename', 'ori_shape', 'img_shape', 'pad_shape', 'scale_factor',
-                            'flip', 'box_mode_3d', 'box_type_3d', 'img_norm_cfg',
-                            'scene_token')),
-        ]),
-]
-
-data = dict(
-    samples_per_gpu=batch_size,
-    workers_per_gpu=4,
-    train=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file=data_root + 'nuscenes2d_temporal_infos_train.pkl',
-        num_frame_losses=num_frame_losses,
-        seq_split_num=2,  # streaming video training
-        seq_mode=True,  # streaming video training
-        pipeline=train_pipeline,
-        classes=class_names,
-        modality=input_modality,
-        collect_keys=collect_keys + ['img', 'prev_exists', 'img_metas'],
-        queue_length=queue_length,
-        test_mode=False,
-        use_valid_flag=True,
-        filter_empty_gt=False,
-        box_type_3d='LiDAR'),
-    val=dict(
-        type=dataset_type,
-        data_root=data_root,
-        pipeline=test_pipeline,
-        collect_keys=collect_keys + ['img', 'img_metas'],
-        queue_length=queue_length,
-        ann_file=data_root + 'nuscenes2d_temporal_infos_val.pkl',
-        classes=class_names,
-        modality=input_modality),
-    test=dict(
-        type=dataset_type,
-        data_root=data_root,
-        pipeline=test_pipeline,
-        collect_keys=collect_keys + ['img', 'img_metas'],
-        queue_length=queue_length,
-        ann_file=data_root + 'nuscenes2d_temporal_infos_val.pkl',
-        classes=class_names,
-        modality=input_modality),
-    shuffler_sampler=dict(type='InfiniteGroupEachSampleInBatchSampler'),
-    nonshuffler_sampler=dict(type='DistributedSampler'))
-
-optimizer = dict(
-    type='AdamW',
-    lr=4e-4,  # bs 8: 2e-4 || bs 16: 4e-4
-    paramwise_cfg=dict(
-        custom_keys={
-            'img_backbone': dict(lr_mult=0.1),  # 0.1 works better with 2D-pretrained weights
-        }),
-    weight_decay=0.01)
-
-optimizer_config = dict(type='Fp16OptimizerHook', loss_scale='dynamic',
-                        grad_clip=dict(max_norm=35, norm_type=2))
-fp16 = dict(loss_scale='dynamic')
-# learning policy
-lr_config = dict(
-    policy='CosineAnnealing',
-    warmup='linear',
-    warmup_iters=500,
-    warmup_ratio=1.0 / 3,
-    min_lr_ratio=1e-3,
-)
-
-evaluation = dict(interval=num_iters_per_epoch * num_epochs, pipeline=test_pipeline)
-find_unused_parameters = False  # must stay False with gradient checkpointing
-checkpoint_config = dict(interval=num_iters_per_epoch, max_keep_ckpts=3)
-log_config = dict(
-    interval=50,
-    hooks=[dict(type='TextLoggerHook'), dict(type='TensorboardLoggerHook')])
-runner = dict(
-    type='IterBasedRunner', max_iters=num_epochs * num_iters_per_epoch)
-load_from = None
-resume_from = None
+# 0.1 works better with 2D-pretrained weights
+optimizer = dict(paramwise_cfg=dict(custom_keys={'img_backbone': dict(lr_mult=0.1)}))

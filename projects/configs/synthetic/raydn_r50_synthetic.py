@@ -13,20 +13,14 @@ max_iters = 1000
 # The generated world (tools/create_synthetic_nuscenes.py, v1.0-mini layout, 800x450 images)
 # at 6 x 96 x 256: images resized by ~0.34 and the bottom 96 rows kept (the horizon and
 # everything below it), the nuScenes crop (1600x900 -> 704x256) at about 0.36 of its size.
-point_cloud_range = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
-class_names = [
-    'car', 'truck', 'construction_vehicle', 'bus', 'trailer', 'barrier',
-    'motorcycle', 'bicycle', 'pedestrian', 'traffic_cone'
-]
-img_norm_cfg = dict(
-    mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True)
-collect_keys = ['lidar2img', 'intrinsics', 'extrinsics', 'timestamp', 'img_timestamp',
-                'ego_pose', 'ego_pose_inv']
-dataset_type = 'CustomNuScenesDataset'
+point_cloud_range = _base_.point_cloud_range
+class_names = _base_.class_names
+img_norm_cfg = _base_.img_norm_cfg
+collect_keys = _base_.collect_keys
+dataset_type = _base_.dataset_type
 data_root = 'data/synthetic/'
 world_version = 'v1.0-mini'
-input_modality = dict(
-    use_lidar=False, use_camera=True, use_radar=False, use_map=False, use_external=True)
+input_modality = _base_.input_modality
 
 ida_aug_conf = {
     'resize_lim': (0.32, 0.36),

@@ -7,14 +7,13 @@ class_names = [
     'motorcycle', 'bicycle', 'pedestrian', 'traffic_cone'
 ]
 dataset_type = 'CustomNuScenesDataset'
-data_root = 'data/nuscenes/'
+data_root = './data/nuscenes/'
 input_modality = dict(
     use_lidar=False,
     use_camera=True,
     use_radar=False,
     use_map=False,
-    use_external=False)
-file_client_args = dict(backend='disk')
+    use_external=True)
 
 data = dict(
     samples_per_gpu=2,
