@@ -27,6 +27,8 @@ from torch import Tensor, nn
 from ...registry import MODELS
 
 MODES = ("loss", "predict")
+#: The batch keys a 2D auxiliary head's ``loss`` takes, in its argument order.
+ROI_LOSS_KEYS = ("gt_bboxes", "gt_labels", "centers2d")
 #: Autocast dtypes the image features may run in during training (upstream's ``fp16`` hook).
 FEATURE_DTYPES = (torch.float16, torch.bfloat16)
 

@@ -12,22 +12,14 @@ from typing import Any, Mapping, Optional
 
 from torch import Tensor
 
+from ...core import batch_contract
 from ...registry import MODELS
-from .base import MODES, StreamingDetector, image_pad_shape
+from .base import MODES, ROI_LOSS_KEYS, StreamingDetector, image_pad_shape
 from ..utils.grid_mask import GridMask
 from ..utils.misc import locations as feature_locations
 from .labelled_samples import LabelledSamples, head_losses_3d
 
-_GEOMETRY_KEYS = ("lidar2img", "intrinsics", "ego_pose", "ego_pose_inv", "timestamp", "prev_exists")
-_LOSS_KEYS = ("gt_bboxes_3d", "gt_labels_3d")
-_LOSS_2D_KEYS = ("gt_bboxes", "gt_labels", "centers2d")
-
-
-def _require(batch: Mapping[str, Any], keys: tuple[str, ...], mode: str) -> None:
-    """Raise a KeyError naming every missing batch key."""
-    missing = [key for key in keys if key not in batch]
-    if missing:
-        raise KeyError(f"Petr3D mode={mode!r} needs batch keys {missing}; got {sorted(batch)}")
+_GEOMETRY_KEYS = batch_contract.geometry_keys(with_extrinsics=False)
 
 
 def _check_single_frame(**frames: int) -> None:
@@ -162,7 +154,7 @@ class Petr3D(StreamingDetector):
         roi_outs = self.img_roi_head(locations, img_feats) if with_roi else None
         targets = targets or {}
         outs = self.pts_bbox_head(
-            img_feats, locations, *(batch[key] for key in _GEOMETRY_KEYS), pad_shape=pad_shape,
+            img_feats, locations, pad_shape=pad_shape, **{key: batch[key] for key in _GEOMETRY_KEYS},
             topk_indexes=None if roi_outs is None else roi_outs["topk_indexes"],
             gt_bboxes_3d=targets.get("gt_bboxes_3d"), gt_labels_3d=targets.get("gt_labels_3d"),
             pseudo_bboxes_3d=targets.get("pseudo_bboxes_3d"),
@@ -178,8 +170,9 @@ class Petr3D(StreamingDetector):
         ``gt_labelled`` ``(B,)`` (label-scarce training) the set losses and the 2D losses see
         only the labelled samples (``labelled_samples.py``); the heads run on all."""
         with_roi = self.img_roi_head is not None
-        _require(batch, ("img",) + _GEOMETRY_KEYS + _LOSS_KEYS + (_LOSS_2D_KEYS if with_roi else ()),
-                 "loss")
+        targets_2d = ROI_LOSS_KEYS if with_roi else ()
+        batch_contract.require(batch, ("img",) + _GEOMETRY_KEYS + batch_contract.keys(batch_contract.TARGETS_3D)
+                               + targets_2d, "Petr3D mode='loss'")
         labelled = LabelledSamples.from_batch(batch, batch["img"].shape[0])
         pad_shape = image_pad_shape(batch["img"])
         outs, roi_outs = self._run_heads(self.extract_img_feat(batch["img"]), batch, pad_shape,
@@ -190,11 +183,11 @@ class Petr3D(StreamingDetector):
             # outputs are per image, so the loss takes the labelled samples' rows.
             roi_outs = labelled.per_image_outputs(roi_outs, batch["img"].shape[1])
             losses.update(labelled.finish(self.img_roi_head.loss(
-                *(labelled.gt(batch[key]) for key in _LOSS_2D_KEYS), roi_outs, pad_shape)))
+                *(labelled.gt(batch[key]) for key in targets_2d), roi_outs, pad_shape)))
         return losses
 
     def predict(self, batch: Mapping[str, Any]) -> list[dict[str, Tensor]]:
         """Decoded boxes of every sample (LiDAR frame, box layout)."""
-        _require(batch, ("img",) + _GEOMETRY_KEYS, "predict")
+        batch_contract.require(batch, ("img",) + _GEOMETRY_KEYS, "Petr3D mode='predict'")
         outs = self.head_outputs(self.extract_feat(batch["img"]), batch, image_pad_shape(batch["img"]))
         return self.pts_bbox_head.predict(outs)

@@ -21,13 +21,13 @@ from typing import Mapping
 
 from torch import Tensor
 
+from ...core import batch_contract
 from ...registry import MODELS
 from ..utils.grid_mask import GridMask
-from .base import MODES, StreamingDetector, image_pad_shape
+from .base import MODES, ROI_LOSS_KEYS, StreamingDetector, image_pad_shape
 from .labelled_samples import LabelledSamples, head_losses_3d
 
-_GEOMETRY_KEYS = ("lidar2img", "intrinsics", "extrinsics", "ego_pose", "ego_pose_inv", "timestamp",
-                  "prev_exists")
+_GEOMETRY_KEYS = batch_contract.geometry_keys(with_extrinsics=True)
 _TRAIN_CFG_KEYS = ("pts",)
 
 
@@ -113,6 +113,10 @@ class RepDetr3D(StreamingDetector):
         """
         if mode not in MODES:
             raise ValueError(f"RepDetr3D.forward: mode must be one of {MODES}, got {mode!r}")
+        targets = batch_contract.keys(batch_contract.TARGETS_3D) if mode == "loss" else ()
+        if mode == "loss" and self.img_roi_head is not None:
+            targets += ROI_LOSS_KEYS
+        batch_contract.require(batch, ("img",) + _GEOMETRY_KEYS + targets, f"RepDetr3D mode={mode!r}")
         img_feats = self.extract_feat(batch["img"])
         if mode == "loss":
             return self._loss(batch, img_feats)
@@ -140,7 +144,7 @@ class RepDetr3D(StreamingDetector):
         if self.img_roi_head is not None:
             preds_2d = self.img_roi_head([labelled.samples(feat) for feat in img_feats])
             losses.update(labelled.finish(self.img_roi_head.loss(
-                *(labelled.gt(batch[key]) for key in ("gt_bboxes", "gt_labels", "centers2d")), preds_2d)))
+                *(labelled.gt(batch[key]) for key in ROI_LOSS_KEYS), preds_2d)))
         return losses
 
 
