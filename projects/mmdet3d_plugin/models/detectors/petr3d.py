@@ -14,8 +14,7 @@ from torch import Tensor
 
 from ...core import batch_contract
 from ...registry import MODELS
-from .base import MODES, ROI_LOSS_KEYS, StreamingDetector, image_pad_shape
-from ..utils.grid_mask import GridMask
+from .base import MODES, ROI_LOSS_KEYS, StreamingDetector, build_grid_mask, head_cfg, image_pad_shape
 from ..utils.misc import locations as feature_locations
 from .labelled_samples import LabelledSamples, head_losses_3d
 
@@ -39,6 +38,7 @@ class Petr3D(StreamingDetector):
         img_backbone, img_neck, img_roi_head, pts_bbox_head: Configs built with
             ``MODELS.build``; ``img_neck`` and ``img_roi_head`` are optional.
         use_grid_mask: GridMask augmentation of the images in training.
+        grid_mask_cfg: GridMask arguments overriding ``base.GRID_MASK_DEFAULTS``.
         train_cfg: ``dict(pts=...)`` handed to ``pts_bbox_head`` as its ``train_cfg``.
         test_cfg: Must be empty (decoding is configured by the head's ``bbox_coder``).
         num_frame_head_grads, num_frame_backbone_grads, num_frame_losses: Must be 1.
@@ -58,6 +58,7 @@ class Petr3D(StreamingDetector):
         img_neck: Optional[dict] = None,
         img_roi_head: Optional[dict] = None,
         use_grid_mask: bool = False,
+        grid_mask_cfg: Optional[dict] = None,
         train_cfg: Optional[dict] = None,
         test_cfg: Optional[dict] = None,
         num_frame_head_grads: int = 1,
@@ -76,33 +77,16 @@ class Petr3D(StreamingDetector):
         if pretrained is not None:
             raise ValueError("Petr3D: 'pretrained' is not supported; give the backbone an "
                              "init_cfg=dict(type='Pretrained', checkpoint=...) or use load_from")
-        if test_cfg:
-            raise ValueError(f"Petr3D: test_cfg={test_cfg} is not used by StreamPETR; decoding "
-                             "is set by pts_bbox_head.bbox_coder")
         self.img_backbone = MODELS.build(copy.deepcopy(img_backbone))
         self.img_neck = None if img_neck is None else MODELS.build(copy.deepcopy(img_neck))
         self.img_roi_head = None if img_roi_head is None else MODELS.build(copy.deepcopy(img_roi_head))
-        self.pts_bbox_head = MODELS.build(self._head_cfg(pts_bbox_head, train_cfg))
-        self.grid_mask = GridMask(True, True, rotate=1, offset=False, ratio=0.5, mode=1, prob=0.7)
+        self.pts_bbox_head = MODELS.build(head_cfg(pts_bbox_head, train_cfg, test_cfg, "Petr3D"))
+        self.grid_mask = build_grid_mask(grid_mask_cfg, "Petr3D")
         self.use_grid_mask = use_grid_mask
         self.stride = stride
         self.position_level = position_level
         self.aux_2d_only = aux_2d_only
         self.single_test = single_test
-
-    @staticmethod
-    def _head_cfg(pts_bbox_head: dict, train_cfg: Optional[dict]) -> dict:
-        """The head config with ``train_cfg['pts']`` filled in (mmdet3d's convention)."""
-        cfg = copy.deepcopy(dict(pts_bbox_head))
-        if not train_cfg:
-            return cfg
-        if set(train_cfg) != {"pts"}:
-            raise ValueError(f"Petr3D train_cfg takes only the key 'pts', got {sorted(train_cfg)}")
-        if cfg.get("train_cfg") is not None:
-            raise ValueError("Petr3D: give the head's train_cfg either in train_cfg.pts or in "
-                             "pts_bbox_head.train_cfg, not both")
-        cfg["train_cfg"] = copy.deepcopy(dict(train_cfg["pts"]))
-        return cfg
 
     @property
     def runs_2d_head_in_predict(self) -> bool:
