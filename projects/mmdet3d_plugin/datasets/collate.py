@@ -16,24 +16,12 @@ from typing import Any
 import numpy as np
 import torch
 
-VARIABLE_KEYS: frozenset[str] = frozenset(
-    {
-        "gt_bboxes_3d",
-        "gt_labels_3d",
-        "gt_names",
-        "attr_labels",
-        "gt_bboxes",
-        "gt_labels",
-        "centers2d",
-        "depths",
-    }
-)
-SCALAR_DTYPES: dict[str, torch.dtype] = {
-    "timestamp": torch.float64,
-    "prev_exists": torch.bool,
-    "gt_labelled": torch.bool,
-}
+from ..core import batch_contract as contract
 
+VARIABLE_KEYS: frozenset[str] = frozenset(
+    contract.where(layout=contract.OBJECTS) + contract.where(layout=contract.CAMERA_OBJECTS))
+SCALAR_DTYPES: dict[str, torch.dtype] = {
+    key.name: key.dtype for key in contract.BATCH_KEYS if key.layout == contract.STACKED and key.shape == ()}
 
 def _stack(key: str, values: list[Any]) -> torch.Tensor:
     """Stack the per-sample values of one fixed-shape key into (B, ...)."""

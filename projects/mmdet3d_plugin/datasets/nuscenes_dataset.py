@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
+from ..core import batch_contract
 from ..core.bbox.box_layout import CAMERA_NAMES, NUSCENES_CLASSES
 from ..registry import DATASETS
 from .camera_boxes import INFO_2D_CATEGORIES
@@ -27,13 +28,12 @@ from .pipelines.compose import Compose
 
 logger = logging.getLogger(__name__)
 
-PER_CAMERA_INFO_KEYS: dict[str, str] = {
-    "gt_bboxes": "bboxes2d",
-    "gt_labels": "labels2d",
-    "centers2d": "centers2d",
-    "depths": "depths",
-}
-
+#: Batch contract key -> info field of the per-camera 2D annotations.
+PER_CAMERA_INFO_KEYS: dict[str, str] = dict(
+    zip(batch_contract.keys(batch_contract.TARGETS_2D), ("bboxes2d", "labels2d", "centers2d", "depths")))
+#: The per-camera matrices the dataset computes from the calibration.
+CAMERA_MATRIX_KEYS = tuple(key for key in batch_contract.keys(batch_contract.GEOMETRY)
+                           if batch_contract.spec(key).per_camera)
 
 def read_info_file(ann_file: str | Path) -> tuple[list[dict], dict]:
     """The raw infos and the metadata of a temporal info file (ours or StreamPETR's).
@@ -272,7 +272,7 @@ class CustomNuScenesDataset(Dataset):
         missing = [cam for cam in CAMERA_NAMES if cam not in cams]
         if missing:
             raise KeyError(f"info {info['token']} lacks cameras {missing}; it has {sorted(cams)}")
-        keys = ("img_filename", "img_timestamp", "lidar2img", "intrinsics", "extrinsics")
+        keys = ("img_filename", "img_timestamp") + CAMERA_MATRIX_KEYS
         inputs: dict[str, list] = {key: [] for key in keys}
         for cam in CAMERA_NAMES:
             cam_info = cams[cam]

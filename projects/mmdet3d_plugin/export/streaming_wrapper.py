@@ -46,12 +46,12 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
+from ..core import batch_contract
 from ..core.bbox.util import denormalize_bbox
 from ..models.detectors.base import StreamingDetector, image_pad_shape
 
 #: Frame inputs of the exported graph, in order.
-FRAME_INPUTS = ("img", "lidar2img", "intrinsics", "extrinsics", "ego_pose", "ego_pose_inv",
-                "timestamp", "prev_exists")
+FRAME_INPUTS = batch_contract.keys(batch_contract.IMAGES) + batch_contract.geometry_keys(with_extrinsics=True)
 #: MemoryQueue fields, in the order of the memory inputs and outputs.
 MEMORY_FIELDS = ("embedding", "reference_point", "timestamp", "egopose", "velo")
 MEMORY_INPUTS = tuple(f"memory_{name}" for name in MEMORY_FIELDS)
@@ -130,11 +130,7 @@ def frame_inputs(batch: Mapping[str, Any]) -> dict[str, Tensor]:
     inputs = {key: batch[key] for key in FRAME_INPUTS if key in batch}
     if "extrinsics" not in inputs:
         inputs["extrinsics"] = torch.eye(4).expand_as(batch["lidar2img"]).clone()
-    inputs["timestamp"] = inputs["timestamp"].to(torch.float64)
-    inputs["prev_exists"] = inputs["prev_exists"].to(torch.bool)
-    for key in ("img", "lidar2img", "intrinsics", "extrinsics", "ego_pose", "ego_pose_inv"):
-        inputs[key] = inputs[key].to(torch.float32)
-    return inputs
+    return {key: inputs[key].to(batch_contract.spec(key).dtype) for key in FRAME_INPUTS}
 
 
 def decode_outputs(scores: Tensor, boxes: Tensor, coder: Any) -> list[dict[str, Tensor]]:

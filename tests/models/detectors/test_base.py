@@ -8,8 +8,9 @@ from mmengine.config import Config
 from torch import nn
 
 from projects.mmdet3d_plugin.engine.runner import build_model
-from projects.mmdet3d_plugin.models.detectors.base import (StreamingDetector, StreamingModel, build_detector,
-                                                           check_streaming_model)
+from projects.mmdet3d_plugin.models.detectors.base import (GRID_MASK_DEFAULTS, StreamingDetector, StreamingModel,
+                                                           build_detector, build_grid_mask, check_streaming_model,
+                                                           head_cfg)
 from projects.mmdet3d_plugin.models.detectors.petr3d import Petr3D
 from projects.mmdet3d_plugin.models.detectors.repdetr3d import RepDetr3D
 
@@ -68,3 +69,28 @@ def test_feature_precision_is_validated_and_off_in_eval() -> None:
     detector.train()
     with detector.feature_autocast(torch.device("cpu")):
         assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+
+
+def test_grid_mask_defaults_and_overrides() -> None:
+    default = build_grid_mask(None, "Petr3D")
+    assert default.prob == GRID_MASK_DEFAULTS["prob"] == 0.7
+    assert build_grid_mask(dict(prob=0.2), "Petr3D").prob == 0.2
+    with pytest.raises(ValueError, match="RepDetr3D grid_mask_cfg keys \\['prb'\\]"):
+        build_grid_mask(dict(prb=0.2), "RepDetr3D")
+
+
+@pytest.mark.parametrize("train_cfg, test_cfg, head_train_cfg, message", [
+    (dict(pts=dict(), img=dict()), None, None, "RepDetr3D train_cfg takes only the key 'pts'"),
+    (dict(pts=dict(a=1)), None, dict(a=1), "not both"),
+    (None, dict(pts=dict(max_per_img=300)), None, "RepDetr3D: test_cfg"),
+])
+def test_head_cfg_validation(train_cfg, test_cfg, head_train_cfg, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        head_cfg(dict(type="RayDNHead", train_cfg=head_train_cfg), train_cfg, test_cfg, "RepDetr3D")
+
+
+def test_head_cfg_fills_train_cfg_pts() -> None:
+    pts = dict(assigner=dict(type="HungarianAssigner3D"))
+    cfg = head_cfg(dict(type="StreamPETRHead"), dict(pts=pts), dict(pts=None), "Petr3D")
+    assert cfg == dict(type="StreamPETRHead", train_cfg=pts) and cfg["train_cfg"] is not pts
+    assert head_cfg(dict(type="StreamPETRHead"), None, None, "Petr3D") == dict(type="StreamPETRHead")

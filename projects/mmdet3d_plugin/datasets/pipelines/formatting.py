@@ -12,19 +12,18 @@ from typing import Any
 import numpy as np
 import torch
 
+from projects.mmdet3d_plugin.core import batch_contract as contract
 from projects.mmdet3d_plugin.registry import TRANSFORMS
 
-FLOAT64_KEYS = ("timestamp", "img_timestamp")
-GT_3D_KEYS = ("gt_bboxes_3d", "gt_labels_3d", "attr_labels")
-GT_2D_KEYS = ("gt_bboxes", "gt_labels", "centers2d", "depths")
-LABEL_KEYS = ("gt_labels_3d", "gt_labels")
-ALWAYS_COLLECTED = ("prev_exists", "img_shape", "pad_shape", "sample_idx", "scene_token")
+FLOAT64_KEYS = contract.where(dtype=torch.float64)
+GT_3D_KEYS = contract.keys(contract.TARGETS_3D) + ("attr_labels",)
+GT_2D_KEYS = contract.keys(contract.TARGETS_2D)
+LABEL_KEYS = contract.where(class_labels=True, group=contract.TARGETS_3D) + contract.where(
+    class_labels=True, group=contract.TARGETS_2D)
+ALWAYS_COLLECTED = ("prev_exists",) + contract.keys(contract.META)
 # Collected whenever present: the dataset sets it only in label-scarce training.
-COLLECTED_WHEN_PRESENT = ("gt_labelled",)
-CONTRACT_KEYS = (
-    "img", "lidar2img", "intrinsics", "extrinsics", "ego_pose", "ego_pose_inv", "timestamp",
-    "prev_exists", "img_shape", "pad_shape", "sample_idx", "scene_token",
-) + GT_3D_KEYS[:2] + GT_2D_KEYS + COLLECTED_WHEN_PRESENT
+COLLECTED_WHEN_PRESENT = contract.keys(contract.LABELLED)
+CONTRACT_KEYS = contract.keys(*contract.SAMPLE_GROUPS)
 # mmdet3d img_metas entries of upstream configs that the contract has no place for.
 UPSTREAM_ONLY_META = (
     "filename", "ori_shape", "scale_factor", "flip", "box_mode_3d", "box_type_3d", "img_norm_cfg",
@@ -109,20 +108,11 @@ class PETRFormatBundle3D:
         for key in LABEL_KEYS:
             if key in results:
                 _check_labels(key, results[key], len(self.class_names))
-        layouts = {
-            "gt_bboxes_3d": (np.float32, (-1, 9)),
-            "gt_labels_3d": (np.int64, (-1,)),
-            "attr_labels": (np.int64, (-1,)),
-        }
+        layouts = contract.numpy_layouts("gt_bboxes_3d", "gt_labels_3d", "attr_labels")
         for key, (dtype, shape) in layouts.items():
             if key in results:
                 results[key] = torch.from_numpy(np.asarray(results[key], dtype=dtype).reshape(shape))
-        per_camera = {
-            "gt_bboxes": (np.float32, (-1, 4)),
-            "gt_labels": (np.int64, (-1,)),
-            "centers2d": (np.float32, (-1, 2)),
-            "depths": (np.float32, (-1,)),
-        }
+        per_camera = contract.numpy_layouts(*GT_2D_KEYS)
         for key, (dtype, shape) in per_camera.items():
             if key in results:
                 results[key] = [

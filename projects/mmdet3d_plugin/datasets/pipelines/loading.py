@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from projects.mmdet3d_plugin.core import batch_contract as contract
 from projects.mmdet3d_plugin.core.bbox.box_layout import BOX_DIM
 from projects.mmdet3d_plugin.registry import TRANSFORMS
 
@@ -170,12 +171,7 @@ class LoadAnnotations3D:
 
     @staticmethod
     def _convert_2d(results: dict[str, Any]) -> None:
-        layouts = {
-            "gt_bboxes": (np.float32, (-1, 4)),
-            "gt_labels": (np.int64, (-1,)),
-            "centers2d": (np.float32, (-1, 2)),
-            "depths": (np.float32, (-1,)),
-        }
+        layouts = contract.numpy_layouts(*contract.keys(contract.TARGETS_2D))
         for key, (dtype, shape) in layouts.items():
             if key in results:
                 results[key] = [np.asarray(a, dtype=dtype).reshape(shape) for a in results[key]]

@@ -11,10 +11,11 @@ from typing import Any
 
 import numpy as np
 
+from projects.mmdet3d_plugin.core import batch_contract as contract
 from projects.mmdet3d_plugin.core.bbox.box_layout import X, Y, YAW
 from projects.mmdet3d_plugin.registry import TRANSFORMS
 
-PER_OBJECT_3D_KEYS = ("gt_bboxes_3d", "gt_labels_3d", "gt_names", "attr_labels")
+PER_OBJECT_3D_KEYS = contract.keys(contract.TARGETS_3D) + ("gt_names", "attr_labels")
 
 
 def select_objects(results: dict[str, Any], keep: np.ndarray) -> None:

@@ -17,8 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ...core import batch_contract
+
 #: Batch keys that carry ground truth; the teacher never sees them.
-GT_KEYS = ("gt_bboxes_3d", "gt_labels_3d", "gt_bboxes", "gt_labels", "centers2d", "depths")
+GT_KEYS = batch_contract.keys(batch_contract.TARGETS_3D, batch_contract.TARGETS_2D)
 #: Camera matrices whose rows 0 and 1 are in pixels.
 PIXEL_MATRIX_KEYS = ("lidar2img", "intrinsics")
 

@@ -19,14 +19,20 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import copy
 from typing import Any, Iterator, Mapping, Optional
 
 import torch
 from torch import Tensor, nn
 
 from ...registry import MODELS
+from ..utils.grid_mask import GridMask
 
 MODES = ("loss", "predict")
+#: The batch keys a 2D auxiliary head's ``loss`` takes, in its argument order.
+ROI_LOSS_KEYS = ("gt_bboxes", "gt_labels", "centers2d")
+#: GridMask settings of the upstream StreamPETR / RayDN detectors (``grid_mask_cfg`` default).
+GRID_MASK_DEFAULTS = dict(use_h=True, use_w=True, rotate=1, offset=False, ratio=0.5, mode=1, prob=0.7)
 #: Autocast dtypes the image features may run in during training (upstream's ``fp16`` hook).
 FEATURE_DTYPES = (torch.float16, torch.bfloat16)
 
@@ -123,6 +129,50 @@ class StreamingDetector(StreamingModel):
             return
         with torch.autocast(device_type=device.type, dtype=dtype):
             yield
+
+
+def build_grid_mask(grid_mask_cfg: Optional[Mapping[str, Any]], owner: str) -> GridMask:
+    """The training GridMask: :data:`GRID_MASK_DEFAULTS` updated with ``grid_mask_cfg``.
+
+    Raises:
+        ValueError: a key of ``grid_mask_cfg`` is not a GridMask argument (named with ``owner``).
+    """
+    cfg = dict(GRID_MASK_DEFAULTS)
+    unknown = sorted(set(grid_mask_cfg or {}) - set(cfg))
+    if unknown:
+        raise ValueError(f"{owner} grid_mask_cfg keys {unknown} are not GridMask arguments; "
+                         f"known: {sorted(cfg)}")
+    cfg.update(grid_mask_cfg or {})
+    return GridMask(**cfg)
+
+
+def head_cfg(pts_bbox_head: Mapping[str, Any], train_cfg: Optional[Mapping[str, Any]],
+             test_cfg: Optional[Mapping[str, Any]], owner: str) -> dict:
+    """The 3D head config with ``train_cfg['pts']`` filled in (mmdet3d's convention).
+
+    Args:
+        pts_bbox_head: the head config.
+        train_cfg: None or ``dict(pts=...)``.
+        test_cfg: None, or empty (decoding is configured by the head's ``bbox_coder``).
+        owner: the detector, as errors name it.
+
+    Raises:
+        ValueError: ``train_cfg`` has keys other than ``pts``; the head's train_cfg is given
+            both there and in ``pts_bbox_head``; ``test_cfg`` is not empty.
+    """
+    if test_cfg and any(value for value in dict(test_cfg).values()):
+        raise ValueError(f"{owner}: test_cfg={dict(test_cfg)} is not used; decoding is set by "
+                         f"pts_bbox_head.bbox_coder")
+    cfg = copy.deepcopy(dict(pts_bbox_head))
+    if not train_cfg:
+        return cfg
+    if set(train_cfg) != {"pts"}:
+        raise ValueError(f"{owner} train_cfg takes only the key 'pts', got {sorted(train_cfg)}")
+    if cfg.get("train_cfg") is not None:
+        raise ValueError(f"{owner}: give the head's train_cfg either in train_cfg.pts or in "
+                         f"pts_bbox_head.train_cfg, not both")
+    cfg["train_cfg"] = copy.deepcopy(dict(train_cfg["pts"]))
+    return cfg
 
 
 def image_pad_shape(img: Tensor) -> tuple[int, int]:

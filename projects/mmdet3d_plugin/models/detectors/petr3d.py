@@ -12,22 +12,13 @@ from typing import Any, Mapping, Optional
 
 from torch import Tensor
 
+from ...core import batch_contract
 from ...registry import MODELS
-from .base import MODES, StreamingDetector, image_pad_shape
-from ..utils.grid_mask import GridMask
+from .base import MODES, ROI_LOSS_KEYS, StreamingDetector, build_grid_mask, head_cfg, image_pad_shape
 from ..utils.misc import locations as feature_locations
 from .labelled_samples import LabelledSamples, head_losses_3d
 
-_GEOMETRY_KEYS = ("lidar2img", "intrinsics", "ego_pose", "ego_pose_inv", "timestamp", "prev_exists")
-_LOSS_KEYS = ("gt_bboxes_3d", "gt_labels_3d")
-_LOSS_2D_KEYS = ("gt_bboxes", "gt_labels", "centers2d")
-
-
-def _require(batch: Mapping[str, Any], keys: tuple[str, ...], mode: str) -> None:
-    """Raise a KeyError naming every missing batch key."""
-    missing = [key for key in keys if key not in batch]
-    if missing:
-        raise KeyError(f"Petr3D mode={mode!r} needs batch keys {missing}; got {sorted(batch)}")
+_GEOMETRY_KEYS = batch_contract.geometry_keys(with_extrinsics=False)
 
 
 def _check_single_frame(**frames: int) -> None:
@@ -47,6 +38,7 @@ class Petr3D(StreamingDetector):
         img_backbone, img_neck, img_roi_head, pts_bbox_head: Configs built with
             ``MODELS.build``; ``img_neck`` and ``img_roi_head`` are optional.
         use_grid_mask: GridMask augmentation of the images in training.
+        grid_mask_cfg: GridMask arguments overriding ``base.GRID_MASK_DEFAULTS``.
         train_cfg: ``dict(pts=...)`` handed to ``pts_bbox_head`` as its ``train_cfg``.
         test_cfg: Must be empty (decoding is configured by the head's ``bbox_coder``).
         num_frame_head_grads, num_frame_backbone_grads, num_frame_losses: Must be 1.
@@ -66,6 +58,7 @@ class Petr3D(StreamingDetector):
         img_neck: Optional[dict] = None,
         img_roi_head: Optional[dict] = None,
         use_grid_mask: bool = False,
+        grid_mask_cfg: Optional[dict] = None,
         train_cfg: Optional[dict] = None,
         test_cfg: Optional[dict] = None,
         num_frame_head_grads: int = 1,
@@ -84,33 +77,16 @@ class Petr3D(StreamingDetector):
         if pretrained is not None:
             raise ValueError("Petr3D: 'pretrained' is not supported; give the backbone an "
                              "init_cfg=dict(type='Pretrained', checkpoint=...) or use load_from")
-        if test_cfg:
-            raise ValueError(f"Petr3D: test_cfg={test_cfg} is not used by StreamPETR; decoding "
-                             "is set by pts_bbox_head.bbox_coder")
         self.img_backbone = MODELS.build(copy.deepcopy(img_backbone))
         self.img_neck = None if img_neck is None else MODELS.build(copy.deepcopy(img_neck))
         self.img_roi_head = None if img_roi_head is None else MODELS.build(copy.deepcopy(img_roi_head))
-        self.pts_bbox_head = MODELS.build(self._head_cfg(pts_bbox_head, train_cfg))
-        self.grid_mask = GridMask(True, True, rotate=1, offset=False, ratio=0.5, mode=1, prob=0.7)
+        self.pts_bbox_head = MODELS.build(head_cfg(pts_bbox_head, train_cfg, test_cfg, "Petr3D"))
+        self.grid_mask = build_grid_mask(grid_mask_cfg, "Petr3D")
         self.use_grid_mask = use_grid_mask
         self.stride = stride
         self.position_level = position_level
         self.aux_2d_only = aux_2d_only
         self.single_test = single_test
-
-    @staticmethod
-    def _head_cfg(pts_bbox_head: dict, train_cfg: Optional[dict]) -> dict:
-        """The head config with ``train_cfg['pts']`` filled in (mmdet3d's convention)."""
-        cfg = copy.deepcopy(dict(pts_bbox_head))
-        if not train_cfg:
-            return cfg
-        if set(train_cfg) != {"pts"}:
-            raise ValueError(f"Petr3D train_cfg takes only the key 'pts', got {sorted(train_cfg)}")
-        if cfg.get("train_cfg") is not None:
-            raise ValueError("Petr3D: give the head's train_cfg either in train_cfg.pts or in "
-                             "pts_bbox_head.train_cfg, not both")
-        cfg["train_cfg"] = copy.deepcopy(dict(train_cfg["pts"]))
-        return cfg
 
     @property
     def runs_2d_head_in_predict(self) -> bool:
@@ -162,7 +138,7 @@ class Petr3D(StreamingDetector):
         roi_outs = self.img_roi_head(locations, img_feats) if with_roi else None
         targets = targets or {}
         outs = self.pts_bbox_head(
-            img_feats, locations, *(batch[key] for key in _GEOMETRY_KEYS), pad_shape=pad_shape,
+            img_feats, locations, pad_shape=pad_shape, **{key: batch[key] for key in _GEOMETRY_KEYS},
             topk_indexes=None if roi_outs is None else roi_outs["topk_indexes"],
             gt_bboxes_3d=targets.get("gt_bboxes_3d"), gt_labels_3d=targets.get("gt_labels_3d"),
             pseudo_bboxes_3d=targets.get("pseudo_bboxes_3d"),
@@ -178,8 +154,9 @@ class Petr3D(StreamingDetector):
         ``gt_labelled`` ``(B,)`` (label-scarce training) the set losses and the 2D losses see
         only the labelled samples (``labelled_samples.py``); the heads run on all."""
         with_roi = self.img_roi_head is not None
-        _require(batch, ("img",) + _GEOMETRY_KEYS + _LOSS_KEYS + (_LOSS_2D_KEYS if with_roi else ()),
-                 "loss")
+        targets_2d = ROI_LOSS_KEYS if with_roi else ()
+        batch_contract.require(batch, ("img",) + _GEOMETRY_KEYS + batch_contract.keys(batch_contract.TARGETS_3D)
+                               + targets_2d, "Petr3D mode='loss'")
         labelled = LabelledSamples.from_batch(batch, batch["img"].shape[0])
         pad_shape = image_pad_shape(batch["img"])
         outs, roi_outs = self._run_heads(self.extract_img_feat(batch["img"]), batch, pad_shape,
@@ -190,11 +167,11 @@ class Petr3D(StreamingDetector):
             # outputs are per image, so the loss takes the labelled samples' rows.
             roi_outs = labelled.per_image_outputs(roi_outs, batch["img"].shape[1])
             losses.update(labelled.finish(self.img_roi_head.loss(
-                *(labelled.gt(batch[key]) for key in _LOSS_2D_KEYS), roi_outs, pad_shape)))
+                *(labelled.gt(batch[key]) for key in targets_2d), roi_outs, pad_shape)))
         return losses
 
     def predict(self, batch: Mapping[str, Any]) -> list[dict[str, Tensor]]:
         """Decoded boxes of every sample (LiDAR frame, box layout)."""
-        _require(batch, ("img",) + _GEOMETRY_KEYS, "predict")
+        batch_contract.require(batch, ("img",) + _GEOMETRY_KEYS, "Petr3D mode='predict'")
         outs = self.head_outputs(self.extract_feat(batch["img"]), batch, image_pad_shape(batch["img"]))
         return self.pts_bbox_head.predict(outs)

@@ -15,20 +15,16 @@ named losses, ``forward(batch, mode='predict')`` a list of ``boxes_3d``/``scores
 from __future__ import annotations
 
 import copy
-from typing import Optional, Sequence
-
-from typing import Mapping
+from typing import Mapping, Optional, Sequence
 
 from torch import Tensor
 
+from ...core import batch_contract
 from ...registry import MODELS
-from ..utils.grid_mask import GridMask
-from .base import MODES, StreamingDetector, image_pad_shape
+from .base import MODES, ROI_LOSS_KEYS, StreamingDetector, build_grid_mask, head_cfg, image_pad_shape
 from .labelled_samples import LabelledSamples, head_losses_3d
 
-_GEOMETRY_KEYS = ("lidar2img", "intrinsics", "extrinsics", "ego_pose", "ego_pose_inv", "timestamp",
-                  "prev_exists")
-_TRAIN_CFG_KEYS = ("pts",)
+_GEOMETRY_KEYS = batch_contract.geometry_keys(with_extrinsics=True)
 
 
 @MODELS.register_module()
@@ -40,8 +36,9 @@ class RepDetr3D(StreamingDetector):
             :class:`RayDNHead`.
         img_roi_head: Config of the 2D auxiliary head, or None.
         train_cfg: ``dict(pts=...)``, given to the 3D head as its ``train_cfg``.
-        test_cfg: ``dict(pts=...)`` or None, given to the 3D head as its ``test_cfg``.
+        test_cfg: Must be empty (decoding is configured by the head's ``bbox_coder``).
         use_grid_mask: GridMask augmentation of the images in training.
+        grid_mask_cfg: GridMask arguments overriding ``base.GRID_MASK_DEFAULTS``.
         num_frame_head_grads, num_frame_backbone_grads, num_frame_losses: Must be 1
             (streaming training, one frame per call).
         stride: Strides of the levels in ``position_level``.
@@ -60,6 +57,7 @@ class RepDetr3D(StreamingDetector):
         train_cfg: Optional[dict] = None,
         test_cfg: Optional[dict] = None,
         use_grid_mask: bool = False,
+        grid_mask_cfg: Optional[dict] = None,
         num_frame_head_grads: int = 1,
         num_frame_backbone_grads: int = 1,
         num_frame_losses: int = 1,
@@ -71,15 +69,13 @@ class RepDetr3D(StreamingDetector):
     ) -> None:
         super().__init__()
         _check_supported(num_frame_head_grads, num_frame_backbone_grads, num_frame_losses,
-                         stride, position_level, aux_2d_only, pretrained, train_cfg, test_cfg)
+                         stride, position_level, aux_2d_only, pretrained)
         self.img_backbone = MODELS.build(copy.deepcopy(img_backbone))
         self.img_neck = MODELS.build(copy.deepcopy(img_neck))
         self.img_roi_head = None if img_roi_head is None else MODELS.build(copy.deepcopy(img_roi_head))
-        head_cfg = dict(copy.deepcopy(pts_bbox_head))
-        head_cfg.update(train_cfg=(train_cfg or {}).get("pts"), test_cfg=(test_cfg or {}).get("pts"))
-        self.pts_bbox_head = MODELS.build(head_cfg)
+        self.pts_bbox_head = MODELS.build(head_cfg(pts_bbox_head, train_cfg, test_cfg, "RepDetr3D"))
         self.use_grid_mask = use_grid_mask
-        self.grid_mask = GridMask(True, True, rotate=1, offset=False, ratio=0.5, mode=1, prob=0.7)
+        self.grid_mask = build_grid_mask(grid_mask_cfg, "RepDetr3D")
         self.stride = list(stride)
         self.position_level = list(position_level)
         self.single_test = single_test
@@ -113,6 +109,10 @@ class RepDetr3D(StreamingDetector):
         """
         if mode not in MODES:
             raise ValueError(f"RepDetr3D.forward: mode must be one of {MODES}, got {mode!r}")
+        targets = batch_contract.keys(batch_contract.TARGETS_3D) if mode == "loss" else ()
+        if mode == "loss" and self.img_roi_head is not None:
+            targets += ROI_LOSS_KEYS
+        batch_contract.require(batch, ("img",) + _GEOMETRY_KEYS + targets, f"RepDetr3D mode={mode!r}")
         img_feats = self.extract_feat(batch["img"])
         if mode == "loss":
             return self._loss(batch, img_feats)
@@ -140,13 +140,13 @@ class RepDetr3D(StreamingDetector):
         if self.img_roi_head is not None:
             preds_2d = self.img_roi_head([labelled.samples(feat) for feat in img_feats])
             losses.update(labelled.finish(self.img_roi_head.loss(
-                *(labelled.gt(batch[key]) for key in ("gt_bboxes", "gt_labels", "centers2d")), preds_2d)))
+                *(labelled.gt(batch[key]) for key in ROI_LOSS_KEYS), preds_2d)))
         return losses
 
 
 def _check_supported(num_frame_head_grads: int, num_frame_backbone_grads: int, num_frame_losses: int,
                      stride: Sequence[int], position_level: Sequence[int], aux_2d_only: bool,
-                     pretrained: Optional[str], train_cfg: Optional[dict], test_cfg: Optional[dict]) -> None:
+                     pretrained: Optional[str]) -> None:
     """Raise a clear error for RepDetr3D settings this implementation does not cover."""
     problems = []
     frames = dict(num_frame_head_grads=num_frame_head_grads,
@@ -158,8 +158,5 @@ def _check_supported(num_frame_head_grads: int, num_frame_backbone_grads: int, n
         problems.append("aux_2d_only=False (the 2D head runs in training only)")
     if pretrained is not None:
         problems.append(f"pretrained={pretrained!r} (set img_backbone.init_cfg instead)")
-    for name, cfg in (("train_cfg", train_cfg), ("test_cfg", test_cfg)):
-        if cfg is not None and set(cfg) - set(_TRAIN_CFG_KEYS):
-            problems.append(f"{name} keys {sorted(cfg)} (only {list(_TRAIN_CFG_KEYS)})")
     if problems:
         raise ValueError("RepDetr3D does not support: " + "; ".join(problems))
