@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from projects.mmdet3d_plugin.kd.losses.pseudo_labels import PseudoLabeler, select_pseudo_labels
-from projects.mmdet3d_plugin.models.dense_heads.streampetr_head import dn_ground_truth
+from projects.mmdet3d_plugin.models.dense_heads.dn_ground_truth import dn_ground_truth
 from projects.mmdet3d_plugin.models.utils.misc import locations
 from projects.mmdet3d_plugin.registry import MODELS
 

@@ -19,7 +19,7 @@ from ...core.bbox.box_ops import bbox_cxcywh_to_xyxy, bbox_overlaps, bbox_xyxy_t
 from ...registry import MODELS, TASK_UTILS
 from ..utils.float32 import force_fp32
 from .focal_head_targets import apply_center_offset, apply_ltrb, centerness_targets
-from .streampetr_losses import reduce_mean
+from .set_losses import reduce_mean
 
 _PRIOR_BIAS = -math.log((1 - 0.01) / 0.01)
 _CLIP_EPS = 1e-4

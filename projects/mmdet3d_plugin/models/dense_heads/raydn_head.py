@@ -26,15 +26,14 @@ from torch import Tensor, nn
 from ...core.bbox.box_layout import CODE_DIM
 from ...registry import MODELS, TASK_UTILS
 from ..utils.denoising import DenoisingQueries
-from ..utils.float32 import force_fp32
 from ..utils.memory_queue import MemoryQueue
 from ..utils.mln import MLN
 from ..utils.positional_encoding import pos2posemb3d
 from ..utils.ray_denoising import RayDenoising
 from .query_branches import build_cls_branch, build_reg_branch, check_tied_copies
-from .raydn_losses import build_raydn_losses, raydn_losses
 from .saved_constants import FixedEmbedding, check_loaded_constants
-from .streampetr_head import dn_ground_truth
+from .dn_ground_truth import dn_ground_truth
+from .set_losses import build_set_losses
 from .temporal_query_head import CONTENT_SHIFT_STD, TemporalQueryHead
 
 _CAMERA_DIMS = 14  # fx / 1e3, fy / 1e3 and the 12 entries of extrinsics[:3, :4]
@@ -128,8 +127,8 @@ class RayDNHead(TemporalQueryHead):
         self.split = split
         self.denoising = RayDenoising(num_classes, scalar, noise_scale, noise_trans, split,
                                       raydn_group, raydn_num, raydn_alpha, raydn_beta, raydn_radius)
-        self.loss_cls, self.loss_bbox, self.assigner = build_raydn_losses(
-            loss_cls, loss_bbox, loss_iou, train_cfg)
+        self.loss_cls, self.loss_bbox, self.assigner = build_set_losses(
+            "RayDNHead", loss_cls, loss_bbox, loss_iou, train_cfg)
         self.train_cfg = train_cfg
         self.bbox_coder = TASK_UTILS.build(copy.deepcopy(bbox_coder))
         self.transformer = MODELS.build(copy.deepcopy(transformer))
@@ -268,21 +267,6 @@ class RayDNHead(TemporalQueryHead):
         if gt_labels_3d is None:
             raise ValueError("RayDNHead: gt_bboxes_3d given without gt_labels_3d")
         return self.denoising(gt_bboxes_3d, gt_labels_3d, self.pc_range, lidar2img, pad_shape)
-
-    @force_fp32
-    def loss(self, gt_bboxes_3d: Sequence[Tensor], gt_labels_3d: Sequence[Tensor],
-             preds: dict) -> dict[str, Tensor]:
-        """Set-prediction and denoising losses of every decoder layer.
-
-        Args:
-            gt_bboxes_3d: B tensors ``(M_b, 9)``; gt_labels_3d: B tensors ``(M_b,)``.
-            preds: the output of :meth:`forward`.
-
-        Returns:
-            ``loss_cls``, ``loss_bbox``, ``d{i}.loss_*`` and with DN enabled
-            ``dn_loss_cls``, ``dn_loss_bbox``, ``d{i}.dn_loss_*``.
-        """
-        return raydn_losses(self, gt_bboxes_3d, gt_labels_3d, preds)
 
 
 def _check_supported(in_channels: int, embed_dims: int, num_propagated: int, memory_len: int,

@@ -19,7 +19,6 @@ from torch import Tensor, nn
 from ...core.bbox.box_layout import CODE_DIM
 from ...registry import MODELS, TASK_UTILS
 from ..utils.denoising import DenoisingQueries, build_dn_queries, dn_self_attention_mask
-from ..utils.float32 import force_fp32
 from ..utils.memory_queue import MemoryQueue
 from ..utils.misc import inverse_sigmoid, topk_gather
 from ..utils.mln import MLN, SELayer_Linear
@@ -27,13 +26,12 @@ from ..utils.positional_encoding import pos2posemb3d
 from .petr_position import camera_focal_tokens, frustum_depth_bins, frustum_points
 from .query_branches import build_cls_branch, build_reg_branch, check_tied_copies
 from .saved_constants import FixedEmbedding, check_loaded_constants
-from .streampetr_losses import (assign_set_targets, denoising_losses, name_layer_losses,
-                                set_prediction_losses)
+from .dn_ground_truth import dn_ground_truth
+from .set_losses import build_set_losses
 from .temporal_query_head import CONTENT_SHIFT_STD, TemporalQueryHead
 
 _EGO_MOTION_DIMS = 180  # nerf encoding (6 frequencies, sin + cos) of velo 2 + dt 1 + pose 12
 _CONE_BIN_FROM_END = 30  # upstream takes coords3d[..., -90:-87]: bin D - 30 of the frustum
-_TRAIN_CFG_KEYS = ("assigner", "grid_size", "voxel_size", "point_cloud_range", "out_size_factor")
 
 
 @MODELS.register_module()
@@ -120,7 +118,8 @@ class StreamPETRHead(TemporalQueryHead):
         self.bbox_noise_trans = noise_trans
         self.dn_weight = dn_weight
         self.split = split
-        self._build_losses(loss_cls, loss_bbox, train_cfg)
+        self.loss_cls, self.loss_bbox, self.assigner = build_set_losses(
+            "StreamPETRHead", loss_cls, loss_bbox, loss_iou, train_cfg)
         self.bbox_coder = TASK_UTILS.build(copy.deepcopy(bbox_coder))
         self.transformer = MODELS.build(copy.deepcopy(transformer))
         self.num_pred = self.transformer.decoder.num_layers
@@ -131,25 +130,6 @@ class StreamPETRHead(TemporalQueryHead):
         self.memory = MemoryQueue(memory_len, embed_dims)
 
     # ------------------------------------------------------------------ construction
-    def _build_losses(self, loss_cls: Optional[dict], loss_bbox: Optional[dict],
-                      train_cfg: Optional[dict]) -> None:
-        """Build the losses and the assigner."""
-        loss_cls = dict(type="FocalLoss", use_sigmoid=True, gamma=2.0, alpha=0.25,
-                        loss_weight=2.0) if loss_cls is None else loss_cls
-        if not loss_cls.get("use_sigmoid", True):
-            raise ValueError("StreamPETRHead supports only sigmoid classification "
-                             f"(loss_cls.use_sigmoid=True), got {loss_cls}")
-        self.loss_cls = MODELS.build(copy.deepcopy(loss_cls))
-        self.loss_bbox = MODELS.build(copy.deepcopy(
-            dict(type="L1Loss", loss_weight=0.25) if loss_bbox is None else loss_bbox))
-        self.assigner = None
-        if train_cfg:
-            unknown = sorted(set(train_cfg) - set(_TRAIN_CFG_KEYS))
-            if unknown or "assigner" not in train_cfg:
-                raise ValueError(f"StreamPETRHead train_cfg needs 'assigner' and accepts only "
-                                 f"{list(_TRAIN_CFG_KEYS)}; got keys {sorted(train_cfg)}")
-            self.assigner = TASK_UTILS.build(copy.deepcopy(train_cfg["assigner"]))
-
     def _register_constants(self, code_weights: Optional[Sequence[float]],
                             match_costs: Optional[Sequence[float]],
                             position_range: Sequence[float], depth_num: int, lid: bool,
@@ -299,71 +279,6 @@ class StreamPETRHead(TemporalQueryHead):
             raise ValueError("StreamPETRHead: gt_bboxes_3d given without gt_labels_3d")
         return build_dn_queries(gt_bboxes_3d, gt_labels_3d, self.pc_range, self.num_classes,
                                 self.scalar, self.bbox_noise_scale, self.bbox_noise_trans, self.split)
-
-    # ------------------------------------------------------------------ losses / decoding
-    @force_fp32
-    def loss(self, gt_bboxes_3d: Sequence[Tensor], gt_labels_3d: Sequence[Tensor],
-             preds: dict) -> dict[str, Tensor]:
-        """Set-prediction losses of every decoder layer, plus the DN losses.
-
-        Args:
-            gt_bboxes_3d: B tensors ``(M_b, 9)``; gt_labels_3d: B tensors ``(M_b,)``.
-            preds: the output of :meth:`forward`.
-
-        Returns:
-            ``loss_cls``, ``loss_bbox``, ``d{i}.loss_cls``, ``d{i}.loss_bbox``, and with DN
-            enabled ``dn_loss_cls``, ``dn_loss_bbox``, ``d{i}.dn_loss_*`` (zero when the
-            batch holds no GT box).
-        """
-        if self.assigner is None:
-            raise RuntimeError("StreamPETRHead.loss needs train_cfg with an 'assigner'")
-        weights = (self.code_weights, self.sync_cls_avg_factor)
-        losses_cls, losses_bbox = [], []
-        for cls_scores, bbox_preds in zip(preds["all_cls_scores"], preds["all_bbox_preds"]):
-            targets = assign_set_targets(self.assigner, cls_scores, bbox_preds, gt_bboxes_3d,
-                                         gt_labels_3d, self.num_classes, self.match_costs,
-                                         self.match_with_velo)
-            loss_c, loss_b = set_prediction_losses(cls_scores, bbox_preds, targets, self.loss_cls,
-                                                   self.loss_bbox, *weights)
-            losses_cls.append(loss_c)
-            losses_bbox.append(loss_b)
-        named = name_layer_losses("", losses_cls, losses_bbox)
-        if self.with_dn and self.training:
-            named.update(self._dn_losses(preds))
-        return named
-
-    def _dn_losses(self, preds: dict) -> dict[str, Tensor]:
-        """DN losses of every layer (zeros, still in the graph, when there is no DN query)."""
-        dn: Optional[DenoisingQueries] = preds["dn"]
-        if dn is None:
-            zero = preds["all_cls_scores"].sum() * 0.0
-            zeros = [zero] * preds["all_cls_scores"].shape[0]
-            return name_layer_losses("dn_", zeros, zeros)
-        losses_cls, losses_bbox = [], []
-        for cls_scores, bbox_preds in zip(preds["dn_cls_scores"], preds["dn_bbox_preds"]):
-            loss_c, loss_b = denoising_losses(cls_scores, bbox_preds, dn, self.loss_cls,
-                                              self.loss_bbox, self.code_weights, self.split,
-                                              self.sync_cls_avg_factor)
-            losses_cls.append(self.dn_weight * loss_c)
-            losses_bbox.append(self.dn_weight * loss_b)
-        return name_layer_losses("dn_", losses_cls, losses_bbox)
-
-
-def dn_ground_truth(gt_bboxes_3d: Optional[Sequence[Tensor]], gt_labels_3d: Optional[Sequence[Tensor]],
-                    pseudo_bboxes_3d: Optional[Sequence[Tensor]], pseudo_labels_3d: Optional[Sequence[Tensor]]
-                    ) -> tuple[Optional[list], Optional[list]]:
-    """The targets of the DN queries: each sample's GT ``(M_b, 9)`` / ``(M_b,)`` followed by
-    its teacher pseudo targets ``(k_b, 9)`` / ``(k_b,)`` when those are given."""
-    if pseudo_bboxes_3d is None and pseudo_labels_3d is None:
-        return gt_bboxes_3d, gt_labels_3d
-    if pseudo_bboxes_3d is None or pseudo_labels_3d is None or gt_bboxes_3d is None or gt_labels_3d is None \
-            or not len(gt_bboxes_3d) == len(pseudo_bboxes_3d) == len(pseudo_labels_3d) == len(gt_labels_3d):
-        raise ValueError("pseudo_bboxes_3d and pseudo_labels_3d must come together, with the GT, one "
-                         "entry per sample")
-    boxes = [torch.cat([gt, pseudo.to(gt)]) for gt, pseudo in zip(gt_bboxes_3d, pseudo_bboxes_3d)]
-    labels = [torch.cat([gt.long(), pseudo.to(gt.device).long()])
-              for gt, pseudo in zip(gt_labels_3d, pseudo_labels_3d)]
-    return boxes, labels
 
 
 def _check_supported(in_channels: int, embed_dims: int, num_propagated: int, memory_len: int,

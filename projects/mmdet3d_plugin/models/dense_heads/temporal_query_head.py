@@ -26,23 +26,32 @@ A subclass provides (as both heads do, under the published checkpoint names):
 ``embed_dims``, ``num_propagated``, ``topk_proposals``, ``with_ego_pos``, ``memory``,
 ``pc_range`` (buffer ``[6]``), ``pseudo_reference_points``, ``query_embedding``,
 ``time_embedding``, ``ego_pose_pe`` / ``ego_pose_memory`` (with ``with_ego_pos``),
-``cls_branches`` / ``reg_branches``, ``bbox_preds_probe`` and ``bbox_coder``.
+``cls_branches`` / ``reg_branches``, ``bbox_preds_probe`` and ``bbox_coder``, and for
+the losses (:meth:`TemporalQueryHead.loss`) ``num_classes``, ``assigner``, ``loss_cls``,
+``loss_bbox``, ``code_weights``, ``match_costs``, ``match_with_velo``,
+``sync_cls_avg_factor``, ``with_dn``, ``dn_weight`` and ``split``.
 """
 from __future__ import annotations
 
 import torch
+from typing import Optional, Sequence
+
 from torch import Tensor, nn
 
 from ...core.bbox.box_layout import CODE_VX, CODE_VY, CODE_X, CODE_Z
+from ..utils.denoising import DenoisingQueries
+from ..utils.float32 import force_fp32
 from ..utils.misc import inverse_sigmoid, topk_gather
 from ..utils.positional_encoding import nerf_positional_encoding, pos2posemb1d, pos2posemb3d
+from .set_losses import assign_set_targets, denoising_losses, name_layer_losses, set_prediction_losses
 
 #: Standard deviation of the initial shift of ``ego_pose_memory`` (see the module docstring).
 CONTENT_SHIFT_STD = 0.1
 
 
 class TemporalQueryHead(nn.Module):
-    """Memory update, temporal alignment, box prediction and decoding of a sparse query head."""
+    """Memory update, temporal alignment, box prediction, decoding and losses of a sparse
+    query head."""
 
     def reset_memory(self) -> None:
         """Forget the temporal memory of every batch slot."""
@@ -127,3 +136,50 @@ class TemporalQueryHead(nn.Module):
                                           "all_bbox_preds": preds["all_bbox_preds"]})
         return [dict(boxes_3d=d["bboxes"], scores_3d=d["scores"], labels_3d=d["labels"].long())
                 for d in decoded]
+
+    @force_fp32
+    def loss(self, gt_bboxes_3d: Sequence[Tensor], gt_labels_3d: Sequence[Tensor],
+             preds: dict) -> dict[str, Tensor]:
+        """Set-prediction losses of every decoder layer, plus the DN losses.
+
+        Args:
+            gt_bboxes_3d: B tensors ``(M_b, 9)``; gt_labels_3d: B tensors ``(M_b,)``.
+            preds: the output of the head's ``forward``.
+
+        Returns:
+            ``loss_cls``, ``loss_bbox``, ``d{i}.loss_cls``, ``d{i}.loss_bbox``, and with DN
+            enabled in training ``dn_loss_cls``, ``dn_loss_bbox``, ``d{i}.dn_loss_*`` (zero
+            when the batch holds no GT box).
+        """
+        if self.assigner is None:
+            raise RuntimeError(f"{type(self).__name__}.loss needs train_cfg with an 'assigner'")
+        weights = (self.code_weights, self.sync_cls_avg_factor)
+        losses_cls, losses_bbox = [], []
+        for cls_scores, bbox_preds in zip(preds["all_cls_scores"], preds["all_bbox_preds"]):
+            targets = assign_set_targets(self.assigner, cls_scores, bbox_preds, gt_bboxes_3d,
+                                         gt_labels_3d, self.num_classes, self.match_costs,
+                                         self.match_with_velo)
+            loss_c, loss_b = set_prediction_losses(cls_scores, bbox_preds, targets, self.loss_cls,
+                                                   self.loss_bbox, *weights)
+            losses_cls.append(loss_c)
+            losses_bbox.append(loss_b)
+        named = name_layer_losses("", losses_cls, losses_bbox)
+        if self.with_dn and self.training:
+            named.update(self._dn_losses(preds))
+        return named
+
+    def _dn_losses(self, preds: dict) -> dict[str, Tensor]:
+        """DN losses of every layer (zeros, still in the graph, when there is no DN query)."""
+        dn: Optional[DenoisingQueries] = preds["dn"]
+        if dn is None:
+            zero = preds["all_cls_scores"].sum() * 0.0
+            zeros = [zero] * preds["all_cls_scores"].shape[0]
+            return name_layer_losses("dn_", zeros, zeros)
+        losses_cls, losses_bbox = [], []
+        for cls_scores, bbox_preds in zip(preds["dn_cls_scores"], preds["dn_bbox_preds"]):
+            loss_c, loss_b = denoising_losses(cls_scores, bbox_preds, dn, self.loss_cls,
+                                              self.loss_bbox, self.code_weights, self.split,
+                                              self.sync_cls_avg_factor)
+            losses_cls.append(self.dn_weight * loss_c)
+            losses_bbox.append(self.dn_weight * loss_b)
+        return name_layer_losses("dn_", losses_cls, losses_bbox)

@@ -24,7 +24,7 @@ from ...core.bbox.box_ops import bbox_xyxy_to_cxcywh
 from ...registry import MODELS, TASK_UTILS
 from ..necks.conv_module import ConvModule
 from ..utils.float32 import force_fp32
-from .streampetr_losses import reduce_mean
+from .set_losses import reduce_mean
 
 _PRIOR_PROB = 0.01
 _TRAIN_CFG_KEYS = ("assigner",)

@@ -1,4 +1,4 @@
-"""Targets and losses of StreamPETR-style 3D query heads (set prediction + denoising).
+"""Targets and losses of the StreamPETR / RayDN 3D query heads (set prediction + denoising).
 
 Set losses follow DETR: each sample's queries are matched one-to-one to its ground truth
 by a Hungarian assigner; matched queries learn the class and the box code, the rest learn
@@ -7,16 +7,53 @@ All losses stay finite when a sample (or the whole batch) holds no box.
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
 from ...core.bbox.util import normalize_bbox
+from ...registry import MODELS, TASK_UTILS
 from ..utils.denoising import DenoisingQueries
+
+TRAIN_CFG_KEYS = ("assigner", "grid_size", "voxel_size", "point_cloud_range", "out_size_factor")
+
+
+def build_set_losses(owner: str, loss_cls: Optional[dict], loss_bbox: Optional[dict],
+                     loss_iou: Optional[dict], train_cfg: Optional[dict]
+                     ) -> tuple[nn.Module, nn.Module, Optional[object]]:
+    """Build ``(loss_cls, loss_bbox, assigner)`` of a query head from its configs.
+
+    Args:
+        owner: the head's class name (used in messages).
+        loss_cls: focal loss config (sigmoid only; default upstream's weight-2 focal loss).
+        loss_bbox: box-code loss config (default an L1 loss of weight 0.25).
+        loss_iou: accepted for config compatibility; must have ``loss_weight=0`` (the heads
+            have no 3D IoU loss).
+        train_cfg: needs an ``assigner`` (mmdet3d's other ``pts`` keys are accepted);
+            without it the head can predict but not compute losses (assigner None).
+    """
+    loss_cls = dict(type="FocalLoss", use_sigmoid=True, gamma=2.0, alpha=0.25,
+                    loss_weight=2.0) if loss_cls is None else loss_cls
+    if not loss_cls.get("use_sigmoid", True):
+        raise ValueError(f"{owner} supports only sigmoid classification "
+                         f"(loss_cls.use_sigmoid=True), got loss_cls={loss_cls}")
+    if loss_iou is not None and loss_iou.get("loss_weight", 1.0) != 0:
+        raise ValueError(f"{owner} has no 3D IoU loss; loss_iou must have loss_weight=0, got {loss_iou}")
+    cls_module = MODELS.build(copy.deepcopy(loss_cls))
+    bbox_module = MODELS.build(copy.deepcopy(
+        dict(type="L1Loss", loss_weight=0.25) if loss_bbox is None else loss_bbox))
+    if not train_cfg:
+        return cls_module, bbox_module, None
+    unknown = sorted(set(train_cfg) - set(TRAIN_CFG_KEYS))
+    if unknown or "assigner" not in train_cfg:
+        raise ValueError(f"{owner} train_cfg needs 'assigner' and accepts only "
+                         f"{list(TRAIN_CFG_KEYS)}; got keys {sorted(train_cfg)}")
+    return cls_module, bbox_module, TASK_UTILS.build(copy.deepcopy(train_cfg["assigner"]))
 
 
 def reduce_mean(value: Tensor) -> Tensor:
