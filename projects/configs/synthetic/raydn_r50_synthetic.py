@@ -72,6 +72,7 @@ model = dict(
             num_layers=num_layers,
             transformerlayers=dict(
                 with_cp=False,
+                # a list replaces the base's whole (mmengine merges dicts, not list items)
                 attn_cfgs=[
                     dict(type='MultiheadAttention', embed_dims=embed_dims, num_heads=4,
                          dropout=0.1),
