@@ -77,11 +77,31 @@ def _resolve(obj_type: Any, registry: Registry, cfg: Mapping[str, Any]) -> Any:
     return obj_cls
 
 
-def _check_arguments(obj_cls: Any, args: Mapping[str, Any], cfg: Mapping[str, Any]) -> None:
-    """Raise :class:`ConfigArgumentError` for keys ``obj_cls`` does not take or lacks."""
+def _parameters(obj_cls: Any) -> Optional[list[inspect.Parameter]]:
+    """The parameters a config may set: a class whose ``__init__`` takes ``**kwargs`` passes
+    them on to its base class, whose parameters are followed (None: nothing to check)."""
     try:
         params = list(inspect.signature(obj_cls).parameters.values())
-    except (TypeError, ValueError):  # builtins without a signature: nothing to check
+    except (TypeError, ValueError):  # builtins without a signature
+        return None
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return params
+    base = next((b for b in obj_cls.__mro__[1:] if "__init__" in vars(b)), None) \
+        if inspect.isclass(obj_cls) else None
+    if base is None or base.__module__.split(".")[0] in ("torch", "builtins"):
+        return None
+    inherited = _parameters(base)
+    if inherited is None:
+        return None
+    own = [p for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    names = {p.name for p in own}
+    return own + [p for p in inherited if p.name not in names]
+
+
+def _check_arguments(obj_cls: Any, args: Mapping[str, Any], cfg: Mapping[str, Any]) -> None:
+    """Raise :class:`ConfigArgumentError` for keys ``obj_cls`` does not take or lacks."""
+    params = _parameters(obj_cls)
+    if params is None:
         return
     named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     names = [p.name for p in params if p.kind in named]

@@ -18,17 +18,16 @@ State-dict names follow the published RayDN checkpoints (``cls_branches.{i}``,
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from ...core.bbox.box_layout import CODE_DIM
 from ...registry import MODELS
 from ..utils.denoising import DenoisingQueries
 from ..utils.mln import MLN
 from ..utils.ray_denoising import RayDenoising
-from .sparse_query_head import SparseQueryHead, shared_setting_problems
+from .sparse_query_head import SparseQueryHead
 
 _CAMERA_DIMS = 14  # fx / 1e3, fy / 1e3 and the 12 entries of extrinsics[:3, :4]
 
@@ -38,81 +37,42 @@ class RayDNHead(SparseQueryHead):
     """RayDN head (registered name and constructor arguments as in upstream configs).
 
     Args:
-        num_classes: Object classes (sigmoid classification, no background logit).
         transformer: Config of the :class:`Detr3DTransformer`.
-        bbox_coder: Config of the ``NMSFreeCoder`` (its ``pc_range`` is the head's).
-        in_channels: Image feature channels (must equal ``embed_dims``).
         stride: Feature strides (documentation of the input).
-        embed_dims: Query channels.
-        num_query: Learnable queries.
-        num_reg_fcs: Hidden layers of the cls / reg branches.
-        memory_len, topk_proposals, num_propagated: Memory length, entries pushed per frame,
-            memory entries used as queries.
-        with_dn: Denoising queries in training.
-        with_ego_pos: MLN alignment of queries and memory on ego motion.
-        match_with_velo: Include velocity in the matching cost.
-        match_costs: Per-code weights of the matching cost (default ``code_weights``).
-        sync_cls_avg_factor: Average the classification normaliser over GPUs.
-        code_weights: Per-code weights of the box loss.
-        loss_cls, loss_bbox, loss_iou: Loss configs (``loss_iou`` weight must be 0).
-        train_cfg: ``dict(assigner=...)`` (mmdet3d's other ``pts`` keys are accepted).
         test_cfg: Accepted for config compatibility; must be None (decoding is the coder's).
-        scalar, noise_scale, noise_trans, dn_weight, split: Box-noise DN groups.
+        scalar, noise_scale, noise_trans: Box-noise DN groups and noise.
         raydn_group, raydn_num, raydn_alpha, raydn_beta, raydn_radius: Ray denoising.
         normedlinear: Must be False.
-        code_size: Must be 10.
+        **shared: The :class:`.sparse_query_head.SparseQueryHead` arguments (``in_channels``
+            must equal ``embed_dims``: tokens enter the decoder unprojected).
     """
+
+    projects_image_tokens = False
 
     def __init__(
         self,
-        num_classes: int,
-        transformer: dict,
-        bbox_coder: dict,
-        in_channels: int = 256,
+        *,
         stride: Sequence[int] = (16,),
-        embed_dims: int = 256,
-        num_query: int = 100,
-        num_reg_fcs: int = 2,
-        memory_len: int = 1024,
-        topk_proposals: int = 256,
-        num_propagated: int = 256,
-        with_dn: bool = True,
-        with_ego_pos: bool = True,
-        match_with_velo: bool = True,
-        match_costs: Optional[Sequence[float]] = None,
-        sync_cls_avg_factor: bool = False,
-        code_weights: Optional[Sequence[float]] = None,
-        loss_cls: Optional[dict] = None,
-        loss_bbox: Optional[dict] = None,
-        loss_iou: Optional[dict] = None,
-        train_cfg: Optional[dict] = None,
         test_cfg: Optional[dict] = None,
         scalar: int = 5,
         noise_scale: float = 0.4,
         noise_trans: float = 0.0,
-        dn_weight: float = 1.0,
-        split: float = 0.5,
         raydn_group: int = 1,
         raydn_num: int = 5,
         raydn_alpha: float = 8,
         raydn_beta: float = 2,
         raydn_radius: float = 3,
         normedlinear: bool = False,
-        code_size: int = CODE_DIM,
+        **shared: Any,
     ) -> None:
-        _check_supported(in_channels, embed_dims, num_propagated, memory_len, topk_proposals,
-                         normedlinear, code_size, test_cfg)
-        denoising = RayDenoising(num_classes, scalar, noise_scale, noise_trans, split,
-                                 raydn_group, raydn_num, raydn_alpha, raydn_beta, raydn_radius)
-        super().__init__(
-            num_classes, transformer, bbox_coder, in_channels=in_channels, stride=list(stride),
-            embed_dims=embed_dims, num_query=num_query, num_reg_fcs=num_reg_fcs,
-            memory_len=memory_len, topk_proposals=topk_proposals, num_propagated=num_propagated,
-            with_dn=with_dn, with_ego_pos=with_ego_pos, match_with_velo=match_with_velo,
-            match_costs=match_costs, sync_cls_avg_factor=sync_cls_avg_factor,
-            code_weights=code_weights, loss_cls=loss_cls, loss_bbox=loss_bbox, loss_iou=loss_iou,
-            train_cfg=train_cfg, dn_weight=dn_weight, split=split)
-        self.denoising = denoising
+        unsupported = []
+        if normedlinear:
+            unsupported.append("normedlinear=True (only a plain Linear classifier)")
+        if test_cfg is not None:
+            unsupported.append(f"test_cfg={test_cfg} (decoding is configured by bbox_coder)")
+        super().__init__(**shared, stride=list(stride), unsupported=unsupported)
+        self.denoising = RayDenoising(self.num_classes, scalar, noise_scale, noise_trans, self.split,
+                                      raydn_group, raydn_num, raydn_alpha, raydn_beta, raydn_radius)
         self.transformer.init_weights()
 
     def _build_spatial_alignment(self) -> nn.Module:
@@ -181,19 +141,3 @@ class RayDNHead(SparseQueryHead):
             shapes.append((int(height), int(width)))
         return torch.cat(tokens, dim=1), shapes
 
-
-def _check_supported(in_channels: int, embed_dims: int, num_propagated: int, memory_len: int,
-                     topk_proposals: int, normedlinear: bool, code_size: int,
-                     test_cfg: Optional[dict]) -> None:
-    """Raise a clear error for RayDNHead settings this implementation does not cover."""
-    problems = shared_setting_problems(embed_dims, num_propagated, memory_len, topk_proposals,
-                                       code_size)
-    if in_channels != embed_dims:
-        problems.append(f"in_channels={in_channels} != embed_dims={embed_dims} (image tokens "
-                        "enter the decoder without a projection)")
-    if normedlinear:
-        problems.append("normedlinear=True (only a plain Linear classifier)")
-    if test_cfg is not None:
-        problems.append(f"test_cfg={test_cfg} (decoding is configured by bbox_coder)")
-    if problems:
-        raise ValueError("RayDNHead does not support: " + "; ".join(problems))

@@ -39,15 +39,16 @@ from typing import Mapping, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from ...core.bbox.box_layout import CODE_DIM, CODE_VX, CODE_VY, CODE_X, CODE_Z
+from ...core.bbox.box_layout import CODE_DIM, CODE_X, CODE_Z
 from ...registry import MODELS, TASK_UTILS
 from ..utils.denoising import DenoisingQueries
 from ..utils.float32 import force_fp32
 from ..utils.memory_queue import MemoryQueue
-from ..utils.misc import inverse_sigmoid, topk_gather
+from ..utils.misc import inverse_sigmoid
 from ..utils.mln import MLN
 from ..utils.positional_encoding import nerf_positional_encoding, pos2posemb1d, pos2posemb3d
 from .dn_ground_truth import dn_ground_truth
+from .head_settings import shared_setting_problems
 from .query_branches import build_cls_branch, build_reg_branch, check_tied_copies
 from .saved_constants import FixedEmbedding, check_loaded_constants
 from .set_losses import (assign_set_targets, build_set_losses, denoising_losses, name_layer_losses,
@@ -59,20 +60,6 @@ _EGO_MOTION_DIMS = 180  # nerf encoding (6 frequencies, sin + cos) of velo 2 + d
 _SHARED_CONSTANTS = ("code_weights", "match_costs", "pc_range")
 
 
-def shared_setting_problems(embed_dims: int, num_propagated: int, memory_len: int,
-                            topk_proposals: int, code_size: int) -> list[str]:
-    """The settings no sparse query head covers, one message each (the heads add theirs)."""
-    problems = []
-    if code_size != CODE_DIM:
-        problems.append(f"code_size={code_size} (only {CODE_DIM})")
-    if embed_dims % 2:
-        problems.append(f"odd embed_dims={embed_dims}")
-    if not 0 <= num_propagated <= memory_len or not 0 < topk_proposals <= memory_len:
-        problems.append(f"num_propagated={num_propagated} / topk_proposals={topk_proposals} "
-                        f"must lie within memory_len={memory_len}")
-    return problems
-
-
 def to_metric(points: Tensor, pc_range: Tensor) -> Tensor:
     """Points ``(..., 3)`` normalised to ``pc_range`` ``[x0, y0, z0, x1, y1, z1]`` in metres."""
     return points * (pc_range[3:] - pc_range[:3]) + pc_range[:3]
@@ -81,22 +68,56 @@ def to_metric(points: Tensor, pc_range: Tensor) -> Tensor:
 class SparseQueryHead(nn.Module):
     """Shared construction, temporal memory, box prediction, decoding and losses.
 
-    Args: those both papers share, keyword-only after ``bbox_coder`` and documented (with
-    their upstream defaults) by :class:`.streampetr_head.StreamPETRHead` and
-    :class:`.raydn_head.RayDNHead`; the transformer's ``embed_dims`` must equal the head's.
-    Further:
+    The registered heads take these arguments (upstream names and defaults) by keyword,
+    besides their paper's own.
+
+    Args:
+        num_classes: Object classes (sigmoid classification, no background logit).
+        transformer: Config of the paper's transformer (its ``embed_dims`` is the head's).
+        bbox_coder: Config of the ``NMSFreeCoder`` (its ``pc_range`` is the head's).
+        in_channels: Image feature channels.
+        stride: Feature stride(s) (documentation of the input).
+        embed_dims: Query channels.
+        num_query: Learnable queries.
+        num_reg_fcs: Hidden layers of the cls / reg branches.
+        memory_len, topk_proposals, num_propagated: Memory queue length, entries pushed
+            per frame, memory entries used as queries.
+        with_dn: Denoising queries in training.
+        with_ego_pos: MLN alignment of queries and memory on ego motion.
+        match_with_velo: Include velocity in the matching cost.
+        match_costs: Per-code weights of the matching cost (default ``code_weights``).
+        sync_cls_avg_factor: Average the classification normaliser over GPUs.
+        code_weights: Per-code weights of the box loss.
+        loss_cls, loss_bbox, loss_iou: Loss configs (``loss_iou`` weight must be 0: no 3D
+            IoU loss).
+        train_cfg: ``dict(assigner=...)`` (mmdet3d's other ``pts`` keys are accepted).
+        dn_weight, split: Weight of the DN losses; share of positive DN queries.
+        code_size: Must be 10.
         paper_constants: The paper's own saved constants (name -> tensor), registered after
             ``code_weights``, ``match_costs`` and ``pc_range`` and checked on load like them.
+        unsupported: What the subclass found unsupported in its own arguments, reported
+            with the shared problems in one error.
     """
 
-    def __init__(self, num_classes: int, transformer: dict, bbox_coder: dict, *, in_channels: int,
-                 stride: int | list[int], embed_dims: int, num_query: int, num_reg_fcs: int,
-                 memory_len: int, topk_proposals: int, num_propagated: int, with_dn: bool,
-                 with_ego_pos: bool, match_with_velo: bool, match_costs: Optional[Sequence[float]],
-                 sync_cls_avg_factor: bool, code_weights: Optional[Sequence[float]],
-                 loss_cls: Optional[dict], loss_bbox: Optional[dict], loss_iou: Optional[dict],
-                 train_cfg: Optional[dict], dn_weight: float, split: float,
-                 paper_constants: Optional[Mapping[str, Tensor]] = None) -> None:
+    #: The paper projects its image tokens to ``embed_dims`` (else ``in_channels`` must match).
+    projects_image_tokens = True
+
+    def __init__(self, num_classes: int, transformer: dict, bbox_coder: dict, *, in_channels: int = 256,
+                 stride: int | list[int] = 16, embed_dims: int = 256, num_query: int = 100,
+                 num_reg_fcs: int = 2, memory_len: int = 1024, topk_proposals: int = 256,
+                 num_propagated: int = 256, with_dn: bool = True, with_ego_pos: bool = True,
+                 match_with_velo: bool = True, match_costs: Optional[Sequence[float]] = None,
+                 sync_cls_avg_factor: bool = False, code_weights: Optional[Sequence[float]] = None,
+                 loss_cls: Optional[dict] = None, loss_bbox: Optional[dict] = None,
+                 loss_iou: Optional[dict] = None, train_cfg: Optional[dict] = None,
+                 dn_weight: float = 1.0, split: float = 0.5, code_size: int = CODE_DIM,
+                 paper_constants: Optional[Mapping[str, Tensor]] = None,
+                 unsupported: Sequence[str] = ()) -> None:
+        problems = [*unsupported, *shared_setting_problems(
+            in_channels, embed_dims, num_propagated, memory_len, topk_proposals, code_size,
+            self.projects_image_tokens)]
+        if problems:
+            raise ValueError(f"{type(self).__name__} does not support: " + "; ".join(problems))
         super().__init__()
         self.num_classes = num_classes
         self.in_channels = in_channels
@@ -238,8 +259,8 @@ class SparseQueryHead(nn.Module):
         outs_dec = torch.nan_to_num(self._decode(image, dn, tgt, query_pos, reference_points,
                                                  temp_memory, temp_pos))
         all_cls, all_bbox = self._predict_boxes(outs_dec, reference_points)
-        self._post_update_memory(all_cls[-1, :, pad:], all_bbox[-1, :, pad:], outs_dec[-1, :, pad:],
-                                 ego_pose, timestamp)
+        self.memory.push_most_confident(self.topk_proposals, all_cls[-1, :, pad:], all_bbox[-1, :, pad:],
+                                        outs_dec[-1, :, pad:], ego_pose, timestamp)
         return dict(all_cls_scores=all_cls[:, :, pad:], all_bbox_preds=all_bbox[:, :, pad:],
                     query_feats=outs_dec[:, :, pad:], reference_points=reference_points[:, pad:],
                     dn=dn, dn_cls_scores=all_cls[:, :, :pad], dn_bbox_preds=all_bbox[:, :, :pad])
@@ -323,19 +344,6 @@ class SparseQueryHead(nn.Module):
         codes = self.reg_branches[layer](feats)
         centers = to_metric((codes[..., CODE_X:CODE_Z + 1] + reference).sigmoid(), self.pc_range)
         return torch.cat([centers, codes[..., CODE_Z + 1:]], dim=-1)
-
-    def _post_update_memory(self, cls_scores: Tensor, bbox_preds: Tensor, query_feats: Tensor,
-                            ego_pose: Tensor, timestamp: Tensor) -> None:
-        """Push the ``topk_proposals`` most confident queries ``(B, Q', ...)`` (detached)."""
-        scores = cls_scores.detach().sigmoid().max(dim=-1, keepdim=True).values
-        _, index = torch.topk(scores, self.topk_proposals, dim=1)
-        self.memory.push(
-            embedding=topk_gather(query_feats, index),
-            reference_point=topk_gather(bbox_preds[..., CODE_X:CODE_Z + 1], index),
-            velo=topk_gather(bbox_preds[..., CODE_VX:CODE_VY + 1], index),
-            ego_pose=ego_pose,
-            timestamp=timestamp,
-        )
 
     # ------------------------------------------------------------------ outputs
     def predict(self, preds: dict) -> list[dict[str, Tensor]]:

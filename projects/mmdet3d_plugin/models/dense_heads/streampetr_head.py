@@ -11,18 +11,17 @@ image tokens, the DN queries and the transformer call is shared with RayDN throu
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from ...core.bbox.box_layout import CODE_DIM
 from ...registry import MODELS
 from ..utils.denoising import DenoisingQueries, build_dn_queries, dn_self_attention_mask
 from ..utils.misc import inverse_sigmoid, topk_gather
 from ..utils.mln import MLN, SELayer_Linear
 from .petr_position import camera_focal_tokens, frustum_depth_bins, frustum_points
-from .sparse_query_head import SparseQueryHead, shared_setting_problems
+from .sparse_query_head import SparseQueryHead
 
 _CONE_BIN_FROM_END = 30  # upstream takes coords3d[..., -90:-87]: bin D - 30 of the frustum
 
@@ -32,53 +31,16 @@ class StreamPETRHead(SparseQueryHead):
     """StreamPETR head (registered name and constructor arguments as in upstream configs).
 
     Args:
-        num_classes: Object classes (sigmoid classification, no background logit).
-        in_channels: Channels of the image features.
-        stride: Feature stride (documentation of the input; locations carry it).
-        embed_dims: Query channels.
-        num_query: Learnable queries.
-        num_reg_fcs: Hidden layers of the cls / reg branches.
-        memory_len, topk_proposals, num_propagated: Memory queue length, entries pushed
-            per frame, memory entries used as queries.
-        with_dn: Denoising queries in training.
-        with_ego_pos: MLN alignment of queries and memory on ego motion.
-        match_with_velo: Include velocity in the matching cost.
-        match_costs: Per-code weights of the matching cost (default ``code_weights``).
         transformer: Config of the :class:`PETRTemporalTransformer`.
-        sync_cls_avg_factor: Average the classification normaliser over GPUs.
-        code_weights: Per-code weights of the box loss.
-        bbox_coder, loss_cls, loss_bbox, loss_iou: Configs (``loss_iou`` must have weight 0;
-            StreamPETR has no 3D IoU loss).
-        train_cfg: ``dict(assigner=...)`` (mmdet3d's other ``pts`` keys are accepted).
         depth_num, LID, depth_start, position_range: Frustum depth bins and normalisation.
-        scalar, noise_scale, noise_trans, dn_weight, split: DN groups and noise.
+        scalar, noise_scale, noise_trans: Box-noise DN groups and noise.
         with_position: Must be True (3D position embedding).
-        code_size: Must be 10.
+        **shared: The :class:`.sparse_query_head.SparseQueryHead` arguments.
     """
 
     def __init__(
         self,
-        num_classes: int,
-        transformer: dict,
-        bbox_coder: dict,
-        in_channels: int = 256,
-        stride: int = 16,
-        embed_dims: int = 256,
-        num_query: int = 100,
-        num_reg_fcs: int = 2,
-        memory_len: int = 1024,
-        topk_proposals: int = 256,
-        num_propagated: int = 256,
-        with_dn: bool = True,
-        with_ego_pos: bool = True,
-        match_with_velo: bool = True,
-        match_costs: Optional[Sequence[float]] = None,
-        sync_cls_avg_factor: bool = False,
-        code_weights: Optional[Sequence[float]] = None,
-        loss_cls: Optional[dict] = None,
-        loss_bbox: Optional[dict] = None,
-        loss_iou: Optional[dict] = None,
-        train_cfg: Optional[dict] = None,
+        *,
         depth_num: int = 64,
         LID: bool = False,  # noqa: N803 - upstream config key
         depth_start: float = 1.0,
@@ -86,24 +48,18 @@ class StreamPETRHead(SparseQueryHead):
         scalar: int = 5,
         noise_scale: float = 0.4,
         noise_trans: float = 0.0,
-        dn_weight: float = 1.0,
-        split: float = 0.5,
         with_position: bool = True,
-        code_size: int = CODE_DIM,
+        **shared: Any,
     ) -> None:
-        _check_supported(in_channels, embed_dims, num_propagated, memory_len, topk_proposals,
-                         depth_num, with_position, code_size, loss_iou)
+        unsupported = []
+        if not with_position:
+            unsupported.append("with_position=False (the 3D position embedding is always used)")
+        if depth_num <= _CONE_BIN_FROM_END:
+            unsupported.append(f"depth_num={depth_num} (must exceed {_CONE_BIN_FROM_END}: the "
+                               "spatial alignment reads depth bin depth_num - 30)")
         constants = dict(position_range=torch.tensor(position_range, dtype=torch.float32),
                          coords_d=frustum_depth_bins(depth_num, depth_start, float(position_range[3]), LID))
-        super().__init__(
-            num_classes, transformer, bbox_coder, in_channels=in_channels, stride=stride,
-            embed_dims=embed_dims, num_query=num_query, num_reg_fcs=num_reg_fcs,
-            memory_len=memory_len, topk_proposals=topk_proposals, num_propagated=num_propagated,
-            with_dn=with_dn, with_ego_pos=with_ego_pos, match_with_velo=match_with_velo,
-            match_costs=match_costs, sync_cls_avg_factor=sync_cls_avg_factor,
-            code_weights=code_weights, loss_cls=loss_cls, loss_bbox=loss_bbox, loss_iou=loss_iou,
-            train_cfg=train_cfg, dn_weight=dn_weight, split=split,
-            paper_constants=constants)
+        super().__init__(**shared, paper_constants=constants, unsupported=unsupported)
         self.scalar = scalar
         self.bbox_noise_scale = noise_scale
         self.bbox_noise_trans = noise_trans
@@ -204,21 +160,3 @@ class StreamPETRHead(SparseQueryHead):
                                                num_queries + temp_memory.shape[1], tgt.device)
         return self.transformer(memory, tgt, query_pos, pos_embed, attn_mask, temp_memory, temp_pos)
 
-
-def _check_supported(in_channels: int, embed_dims: int, num_propagated: int, memory_len: int,
-                     topk_proposals: int, depth_num: int, with_position: bool, code_size: int,
-                     loss_iou: Optional[dict]) -> None:
-    """Raise a clear error for StreamPETRHead settings this implementation does not cover."""
-    problems = shared_setting_problems(embed_dims, num_propagated, memory_len, topk_proposals,
-                                       code_size)
-    if not with_position:
-        problems.append("with_position=False (the 3D position embedding is always used)")
-    if depth_num <= _CONE_BIN_FROM_END:
-        problems.append(f"depth_num={depth_num} (must exceed {_CONE_BIN_FROM_END}: the spatial "
-                        "alignment reads depth bin depth_num - 30)")
-    if loss_iou is not None and loss_iou.get("loss_weight", 1.0) != 0:
-        problems.append(f"loss_iou={loss_iou} (StreamPETR has no 3D IoU loss; weight must be 0)")
-    if in_channels <= 0:
-        problems.append(f"in_channels={in_channels}")
-    if problems:
-        raise ValueError("StreamPETRHead does not support: " + "; ".join(problems))

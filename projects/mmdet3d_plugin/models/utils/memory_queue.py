@@ -19,7 +19,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .misc import memory_refresh, transform_reference_points
+from ...core.bbox.box_layout import CODE_VX, CODE_VY, CODE_X, CODE_Z
+from .misc import memory_refresh, topk_gather, transform_reference_points
 
 
 _STATE_FIELDS = ("embedding", "reference_point", "timestamp", "egopose", "velo")
@@ -189,6 +190,23 @@ class MemoryQueue:
             raise RuntimeError("MemoryQueue.push called before pre_update for this frame")
         with torch.autocast(device_type=embedding.device.type, enabled=False):
             self._push(embedding, reference_point, velo, ego_pose, timestamp, egopose)
+
+    def push_most_confident(self, k: int, cls_scores: Tensor, bbox_preds: Tensor,
+                            query_feats: Tensor, ego_pose: Tensor, timestamp: Tensor) -> None:
+        """:meth:`push` the ``k`` queries of highest class score of each sample.
+
+        Args:
+            k: entries pushed per sample.
+            cls_scores: ``(B, Q, C)`` logits; bbox_preds: ``(B, Q, 10)`` box codes (metric
+                centres); query_feats: ``(B, Q, C')`` decoder outputs of the queries.
+            ego_pose: ``(B, 4, 4)``; timestamp: ``(B,)`` float64, as for :meth:`push`.
+        """
+        scores = cls_scores.detach().sigmoid().max(dim=-1, keepdim=True).values
+        _, index = torch.topk(scores, k, dim=1)
+        self.push(embedding=topk_gather(query_feats, index),
+                  reference_point=topk_gather(bbox_preds[..., CODE_X:CODE_Z + 1], index),
+                  velo=topk_gather(bbox_preds[..., CODE_VX:CODE_VY + 1], index),
+                  ego_pose=ego_pose, timestamp=timestamp)
 
     def _push(self, embedding: Tensor, reference_point: Tensor, velo: Tensor, ego_pose: Tensor,
               timestamp: Tensor, egopose: Tensor | None) -> None:
