@@ -26,3 +26,17 @@ def dn_ground_truth(gt_bboxes_3d: Optional[Sequence[Tensor]], gt_labels_3d: Opti
     labels = [torch.cat([gt.long(), pseudo.to(gt.device).long()])
               for gt, pseudo in zip(gt_labels_3d, pseudo_labels_3d)]
     return boxes, labels
+
+
+def dn_targets(gt_bboxes_3d: Optional[Sequence[Tensor]], gt_labels_3d: Optional[Sequence[Tensor]],
+               pseudo_bboxes_3d: Optional[Sequence[Tensor]], pseudo_labels_3d: Optional[Sequence[Tensor]],
+               enabled: bool, owner: str) -> Optional[tuple[list, list]]:
+    """The per-sample targets ``(M_b, 9)`` / ``(M_b,)`` of a frame's DN queries (GT, then
+    teacher pseudo targets), or None where no DN query is made (``enabled`` False, e.g. in
+    eval or with ``with_dn=False``, or no GT); ``owner`` names the head in errors."""
+    boxes, labels = dn_ground_truth(gt_bboxes_3d, gt_labels_3d, pseudo_bboxes_3d, pseudo_labels_3d)
+    if not enabled or boxes is None:
+        return None
+    if labels is None:
+        raise ValueError(f"{owner}: gt_bboxes_3d given without gt_labels_3d")
+    return list(boxes), list(labels)

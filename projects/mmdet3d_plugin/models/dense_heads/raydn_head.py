@@ -79,42 +79,24 @@ class RayDNHead(SparseQueryHead):
         """MLN of every level's tokens on the camera (``fx, fy, extrinsics[:3, :4]``)."""
         return MLN(_CAMERA_DIMS, f_dim=self.embed_dims, use_ln=False)
 
-    def forward(
-        self,
-        img_feats: Sequence[Tensor],
-        lidar2img: Tensor,
-        intrinsics: Tensor,
-        extrinsics: Tensor,
-        ego_pose: Tensor,
-        ego_pose_inv: Tensor,
-        timestamp: Tensor,
-        prev_exists: Tensor,
-        pad_shape: tuple[int, int],
-        gt_bboxes_3d: Optional[Sequence[Tensor]] = None,
-        gt_labels_3d: Optional[Sequence[Tensor]] = None,
-        pseudo_bboxes_3d: Optional[Sequence[Tensor]] = None,
-        pseudo_labels_3d: Optional[Sequence[Tensor]] = None,
-    ) -> dict:
-        """Decode one frame and update the memory.
-
-        Args:
-            img_feats: ``L`` levels ``(B, N, C, H_l, W_l)``.
-            lidar2img, intrinsics, extrinsics: ``(B, N, 4, 4)``.
-            ego_pose, ego_pose_inv: ``(B, 4, 4)`` LiDAR -> global and inverse.
-            timestamp: ``(B,)`` float64 seconds; prev_exists: ``(B,)`` bool.
-            pad_shape: ``(pad_h, pad_w)`` of the images in pixels.
-            gt_bboxes_3d, gt_labels_3d: per-sample GT, used for DN queries in training.
-            pseudo_bboxes_3d, pseudo_labels_3d: optional per-sample teacher pseudo targets
-                ``(k_b, 9)`` / ``(k_b,)``, appended to the GT of the DN queries only.
-
-        Returns:
-            The frame's outputs, see :meth:`.SparseQueryHead._forward_frame`.
-        """
+    def _image_inputs(self, img_feats: Sequence[Tensor], lidar2img: Tensor, intrinsics: Tensor,
+                      extrinsics: Optional[Tensor], locations: Optional[Tensor],
+                      topk_indexes: Optional[Tensor], pad_shape: tuple[int, int]) -> tuple:
+        """``(feat_flatten, spatial_shapes, lidar2img, pad_shape)`` for :meth:`_decode`: the
+        camera-aligned tokens of every level (:meth:`_image_tokens`) and what projects the
+        key points into them; ``locations`` is unused."""
+        if extrinsics is None:
+            raise ValueError("RayDNHead.forward needs extrinsics (B, N, 4, 4): its camera MLN "
+                             "reads them")
+        if topk_indexes is not None:
+            raise ValueError("RayDNHead keeps every image token; topk_indexes must be None")
         feat_flatten, spatial_shapes = self._image_tokens(img_feats, intrinsics, extrinsics)
-        targets = self._dn_targets(gt_bboxes_3d, gt_labels_3d, pseudo_bboxes_3d, pseudo_labels_3d)
-        dn = None if targets is None else self.denoising(*targets, self.pc_range, lidar2img, pad_shape)
-        image = (feat_flatten, spatial_shapes, lidar2img, pad_shape)
-        return self._forward_frame(image, dn, ego_pose, ego_pose_inv, timestamp, prev_exists)
+        return feat_flatten, spatial_shapes, lidar2img, pad_shape
+
+    def _dn_queries(self, boxes: list[Tensor], labels: list[Tensor], lidar2img: Tensor,
+                    pad_shape: tuple[int, int]) -> DenoisingQueries:
+        """Box-noise and ray DN queries of the targets (:class:`.RayDenoising`)."""
+        return self.denoising(boxes, labels, self.pc_range, lidar2img, pad_shape)
 
     def _decode(self, image: tuple, dn: Optional[DenoisingQueries], tgt: Tensor, query_pos: Tensor,
                 reference_points: Tensor, temp_memory: Tensor, temp_pos: Tensor) -> Tensor:

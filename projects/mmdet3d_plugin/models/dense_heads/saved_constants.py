@@ -9,10 +9,12 @@ checkpoint disagree about the setup and loading fails, naming the key.
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
+
+from ...core.bbox.box_layout import CODE_DIM
 
 
 class FixedEmbedding(nn.Module):
@@ -25,6 +27,27 @@ class FixedEmbedding(nn.Module):
     def __init__(self, num: int, dims: int) -> None:
         super().__init__()
         self.register_buffer("weight", torch.rand(num, dims))
+
+
+def code_weight_constants(code_weights: Optional[Sequence[float]],
+                          match_costs: Optional[Sequence[float]]) -> dict[str, Tensor]:
+    """``code_weights`` (default upstream's, velocity 0.2) and ``match_costs`` (default
+    ``code_weights``) as ``(10,)`` tensors; wrong lengths raise."""
+    code_weights = [1.0] * 8 + [0.2, 0.2] if code_weights is None else list(code_weights)
+    match_costs = code_weights if match_costs is None else list(match_costs)
+    for name, values in (("code_weights", code_weights), ("match_costs", match_costs)):
+        if len(values) != CODE_DIM:
+            raise ValueError(f"{name} needs {CODE_DIM} values, got {values}")
+    return dict(code_weights=torch.tensor(code_weights, dtype=torch.float32),
+                match_costs=torch.tensor(match_costs, dtype=torch.float32))
+
+
+def register_constants(module: nn.Module, constants: Mapping[str, Tensor]) -> tuple[str, ...]:
+    """Register ``constants`` as persistent buffers of ``module`` (in order); their names,
+    for :func:`check_loaded_constants`."""
+    for name, value in constants.items():
+        module.register_buffer(name, value)
+    return tuple(constants)
 
 
 def check_loaded_constants(

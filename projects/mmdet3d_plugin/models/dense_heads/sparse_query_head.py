@@ -10,26 +10,10 @@ and further self-attention keys, aligned with the queries by MLN on ego motion a
 the decoder runs; the tied per-layer branches predict boxes around the reference points;
 the ``topk_proposals`` most confident queries are pushed back; decoding is NMS-free.
 
-A subclass supplies what its paper changes: the image tokens (and their position
-encoding), the denoising queries, the camera MLN (:meth:`SparseQueryHead._build_spatial_alignment`),
-layers its tokens need (:meth:`SparseQueryHead._init_image_layers`) and the transformer
-call (:meth:`SparseQueryHead._decode`); its ``forward`` ends in
-:meth:`SparseQueryHead._forward_frame`.
-
-**Queries without content.** The learnable queries' content (``tgt``) is zero, and on a
-frame that starts a scene the memory holds no embedding either, so every token the first
-self-attention sees carries the same content, ``ego_pose_memory``'s shift ``beta(c)``. With
-upstream's initialisation (``beta = 0``) that content is exactly zero: the first post-norm
-LayerNorm then receives a vector of zero variance and multiplies its gradient by
-``1 / sqrt(eps)`` (about 316), again at the next norm. Measured: the first step of a
-from-scratch synthetic R18 had a gradient norm of 5.2e4 (4.1e4 for the R50) against 60-120
-on the next steps, so the global clip at 35 scaled that step's update by 1e-3; at the
-initial weights this repeats on every frame that starts a scene. Upstream's code has the
-same forward and initialisation, hence the same gradient. Once ``beta`` has trained away
-from zero (a few optimiser steps), the spike is gone. The heads therefore start
-``ego_pose_memory`` with a random shared shift (:data:`CONTENT_SHIFT_STD`): queries without
-content start from a well-conditioned vector. It changes the initialisation only, not the
-state-dict layout or the forward of trained weights.
+A subclass supplies what its paper changes through hooks of :meth:`SparseQueryHead.forward`:
+the image inputs and their position encoding (``_image_inputs``), the denoising queries
+(``_dn_queries``), the camera MLN (``_build_spatial_alignment``), the layers its tokens
+need (``_init_image_layers``) and the transformer call (``_decode``).
 """
 from __future__ import annotations
 
@@ -44,25 +28,18 @@ from ...registry import MODELS, TASK_UTILS
 from ..utils.denoising import DenoisingQueries
 from ..utils.float32 import force_fp32
 from ..utils.memory_queue import MemoryQueue
-from ..utils.misc import inverse_sigmoid
+from ..utils.misc import inverse_sigmoid, to_metric
 from ..utils.mln import MLN
 from ..utils.positional_encoding import nerf_positional_encoding, pos2posemb1d, pos2posemb3d
-from .dn_ground_truth import dn_ground_truth
-from .head_settings import shared_setting_problems
+from .dn_ground_truth import dn_targets
+from .head_settings import CONTENT_SHIFT_STD, shared_setting_problems
 from .query_branches import build_cls_branch, build_reg_branch, check_tied_copies
-from .saved_constants import FixedEmbedding, check_loaded_constants
+from .saved_constants import (FixedEmbedding, check_loaded_constants, code_weight_constants,
+                              register_constants)
 from .set_losses import (assign_set_targets, build_set_losses, denoising_losses, name_layer_losses,
                          set_prediction_losses)
 
-#: Standard deviation of the initial shift of ``ego_pose_memory`` (see the module docstring).
-CONTENT_SHIFT_STD = 0.1
 _EGO_MOTION_DIMS = 180  # nerf encoding (6 frequencies, sin + cos) of velo 2 + dt 1 + pose 12
-_SHARED_CONSTANTS = ("code_weights", "match_costs", "pc_range")
-
-
-def to_metric(points: Tensor, pc_range: Tensor) -> Tensor:
-    """Points ``(..., 3)`` normalised to ``pc_range`` ``[x0, y0, z0, x1, y1, z1]`` in metres."""
-    return points * (pc_range[3:] - pc_range[:3]) + pc_range[:3]
 
 
 class SparseQueryHead(nn.Module):
@@ -142,28 +119,14 @@ class SparseQueryHead(nn.Module):
             raise ValueError(f"transformer embed_dims={self.transformer.embed_dims} differs from "
                              f"the head's embed_dims={embed_dims}")
         self.num_pred = self.transformer.decoder.num_layers
-        self._register_constants(code_weights, match_costs, dict(paper_constants or {}))
+        self.constant_names = register_constants(self, dict(
+            **code_weight_constants(code_weights, match_costs),
+            pc_range=torch.tensor(self.bbox_coder.pc_range, dtype=torch.float32),
+            **(paper_constants or {})))
         self._init_layers(num_reg_fcs)
         self.memory = MemoryQueue(memory_len, embed_dims)
 
     # ------------------------------------------------------------------ construction
-    def _register_constants(self, code_weights: Optional[Sequence[float]],
-                            match_costs: Optional[Sequence[float]],
-                            paper_constants: dict[str, Tensor]) -> None:
-        """Persistent buffers carried by published checkpoints (checked on load)."""
-        code_weights = [1.0] * 8 + [0.2, 0.2] if code_weights is None else list(code_weights)
-        if len(code_weights) != CODE_DIM:
-            raise ValueError(f"code_weights needs {CODE_DIM} values, got {code_weights}")
-        match_costs = code_weights if match_costs is None else list(match_costs)
-        if len(match_costs) != CODE_DIM:
-            raise ValueError(f"match_costs needs {CODE_DIM} values, got {match_costs}")
-        self.register_buffer("code_weights", torch.tensor(code_weights, dtype=torch.float32))
-        self.register_buffer("match_costs", torch.tensor(match_costs, dtype=torch.float32))
-        self.register_buffer("pc_range", torch.tensor(self.bbox_coder.pc_range, dtype=torch.float32))
-        for name, value in paper_constants.items():
-            self.register_buffer(name, value)
-        self.constant_names = _SHARED_CONSTANTS + tuple(paper_constants)
-
     def _init_layers(self, num_reg_fcs: int) -> None:
         """Build the branches, encoders and alignment modules (upstream names and order)."""
         dims = self.embed_dims
@@ -217,19 +180,64 @@ class SparseQueryHead(nn.Module):
             pseudo = to_metric(self.pseudo_reference_points.weight, self.pc_range)
         self.memory.pre_update(prev_exists, timestamp, ego_pose_inv, pseudo)
 
-    def _dn_targets(self, gt_bboxes_3d: Optional[Sequence[Tensor]],
-                    gt_labels_3d: Optional[Sequence[Tensor]],
-                    pseudo_bboxes_3d: Optional[Sequence[Tensor]],
-                    pseudo_labels_3d: Optional[Sequence[Tensor]]) -> Optional[tuple[list, list]]:
-        """The targets ``(M_b, 9)`` / ``(M_b,)`` per sample of this frame's DN queries (GT, then
-        teacher pseudo targets), or None where no DN query is made (eval, ``with_dn=False``
-        or no GT)."""
-        boxes, labels = dn_ground_truth(gt_bboxes_3d, gt_labels_3d, pseudo_bboxes_3d, pseudo_labels_3d)
-        if not (self.training and self.with_dn and boxes is not None):
-            return None
-        if labels is None:
-            raise ValueError(f"{type(self).__name__}: gt_bboxes_3d given without gt_labels_3d")
-        return boxes, labels
+    def forward(
+        self,
+        img_feats: Tensor | Sequence[Tensor],
+        lidar2img: Tensor,
+        intrinsics: Tensor,
+        ego_pose: Tensor,
+        ego_pose_inv: Tensor,
+        timestamp: Tensor,
+        prev_exists: Tensor,
+        pad_shape: tuple[int, int],
+        *,
+        extrinsics: Optional[Tensor] = None,
+        locations: Optional[Tensor] = None,
+        topk_indexes: Optional[Tensor] = None,
+        gt_bboxes_3d: Optional[Sequence[Tensor]] = None,
+        gt_labels_3d: Optional[Sequence[Tensor]] = None,
+        pseudo_bboxes_3d: Optional[Sequence[Tensor]] = None,
+        pseudo_labels_3d: Optional[Sequence[Tensor]] = None,
+    ) -> dict:
+        """Decode one frame and update the memory.
+
+        Args:
+            img_feats: the paper's image features: StreamPETR one level ``(B, N, C, H, W)``,
+                RayDN ``L`` levels ``(B, N, C, H_l, W_l)``.
+            lidar2img, intrinsics: ``(B, N, 4, 4)``.
+            ego_pose, ego_pose_inv: ``(B, 4, 4)`` LiDAR -> global and inverse.
+            timestamp: ``(B,)`` float64 seconds; prev_exists: ``(B,)`` bool.
+            pad_shape: ``(pad_h, pad_w)`` of the images in pixels.
+            extrinsics: ``(B, N, 4, 4)`` (RayDN's camera MLN).
+            locations: ``(B * N, H, W, 2)`` token centres normalised by the padded size
+                (StreamPETR's frustum points).
+            topk_indexes: ``(B, K, 1)`` image tokens to keep (StreamPETR, from the 2D head).
+            gt_bboxes_3d, gt_labels_3d: per-sample GT ``(M_b, 9)`` / ``(M_b,)``, used for DN
+                queries in training.
+            pseudo_bboxes_3d, pseudo_labels_3d: optional per-sample teacher pseudo targets
+                ``(k_b, 9)`` / ``(k_b,)``, appended to the GT of the DN queries only.
+
+        Returns:
+            The frame's outputs, see :meth:`_forward_frame`.
+        """
+        cameras = dict(lidar2img=lidar2img, intrinsics=intrinsics, extrinsics=extrinsics,
+                       locations=locations, topk_indexes=topk_indexes, pad_shape=pad_shape)
+        image = self._image_inputs(img_feats, **cameras)
+        targets = dn_targets(gt_bboxes_3d, gt_labels_3d, pseudo_bboxes_3d, pseudo_labels_3d,
+                             self.training and self.with_dn, type(self).__name__)
+        dn = None if targets is None else self._dn_queries(*targets, lidar2img, pad_shape)
+        return self._forward_frame(image, dn, ego_pose, ego_pose_inv, timestamp, prev_exists)
+
+    def _image_inputs(self, img_feats: Tensor | Sequence[Tensor], lidar2img: Tensor,
+                      intrinsics: Tensor, extrinsics: Optional[Tensor], locations: Optional[Tensor],
+                      topk_indexes: Optional[Tensor], pad_shape: tuple[int, int]) -> tuple:
+        """The paper's image inputs of :meth:`_decode` (tokens and what places them)."""
+        raise NotImplementedError(f"{type(self).__name__} must build its image inputs")
+
+    def _dn_queries(self, boxes: list[Tensor], labels: list[Tensor], lidar2img: Tensor,
+                    pad_shape: tuple[int, int]) -> DenoisingQueries:
+        """The paper's denoising queries of the per-sample targets ``(M_b, 9)`` / ``(M_b,)``."""
+        raise NotImplementedError(f"{type(self).__name__} must build its denoising queries")
 
     def _forward_frame(self, image: tuple, dn: Optional[DenoisingQueries], ego_pose: Tensor,
                        ego_pose_inv: Tensor, timestamp: Tensor, prev_exists: Tensor) -> dict:

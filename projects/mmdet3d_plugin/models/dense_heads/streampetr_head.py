@@ -80,46 +80,20 @@ class StreamPETRHead(SparseQueryHead):
         return MLN(8, f_dim=self.embed_dims)
 
     # ------------------------------------------------------------------ forward
-    def forward(
-        self,
-        img_feats: Tensor,
-        locations: Tensor,
-        lidar2img: Tensor,
-        intrinsics: Tensor,
-        ego_pose: Tensor,
-        ego_pose_inv: Tensor,
-        timestamp: Tensor,
-        prev_exists: Tensor,
-        pad_shape: tuple[int, int],
-        topk_indexes: Optional[Tensor] = None,
-        gt_bboxes_3d: Optional[Sequence[Tensor]] = None,
-        gt_labels_3d: Optional[Sequence[Tensor]] = None,
-        pseudo_bboxes_3d: Optional[Sequence[Tensor]] = None,
-        pseudo_labels_3d: Optional[Sequence[Tensor]] = None,
-    ) -> dict:
-        """Decode one frame and update the memory.
+    def _image_inputs(self, img_feats: Tensor, lidar2img: Tensor, intrinsics: Tensor,
+                      extrinsics: Optional[Tensor], locations: Optional[Tensor],
+                      topk_indexes: Optional[Tensor], pad_shape: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        """Image tokens and their 3D PE (:meth:`_image_tokens`); ``extrinsics`` is unused."""
+        if locations is None:
+            raise ValueError("StreamPETRHead.forward needs locations (B * N, H, W, 2): the token "
+                             "centres its frustum points start from")
+        return self._image_tokens(img_feats, locations, lidar2img, intrinsics, pad_shape, topk_indexes)
 
-        Args:
-            img_feats: ``(B, N, C, H, W)`` image features.
-            locations: ``(B * N, H, W, 2)`` token centres normalised by the padded size.
-            lidar2img, intrinsics: ``(B, N, 4, 4)``.
-            ego_pose, ego_pose_inv: ``(B, 4, 4)`` LiDAR -> global and inverse.
-            timestamp: ``(B,)`` float64 seconds; prev_exists: ``(B,)`` bool.
-            pad_shape: ``(pad_h, pad_w)`` of the images in pixels.
-            topk_indexes: ``(B, K, 1)`` image tokens to keep (from the 2D head) or None.
-            gt_bboxes_3d, gt_labels_3d: per-sample GT, used for DN queries in training.
-            pseudo_bboxes_3d, pseudo_labels_3d: optional per-sample teacher pseudo targets
-                ``(k_b, 9)`` / ``(k_b,)``, appended to the GT of the DN queries only.
-
-        Returns:
-            The frame's outputs, see :meth:`.SparseQueryHead._forward_frame`.
-        """
-        image = self._image_tokens(img_feats, locations, lidar2img, intrinsics, pad_shape, topk_indexes)
-        targets = self._dn_targets(gt_bboxes_3d, gt_labels_3d, pseudo_bboxes_3d, pseudo_labels_3d)
-        dn = None if targets is None else build_dn_queries(
-            *targets, self.pc_range, self.num_classes, self.scalar, self.bbox_noise_scale,
-            self.bbox_noise_trans, self.split)
-        return self._forward_frame(image, dn, ego_pose, ego_pose_inv, timestamp, prev_exists)
+    def _dn_queries(self, boxes: list[Tensor], labels: list[Tensor], lidar2img: Tensor,
+                    pad_shape: tuple[int, int]) -> DenoisingQueries:
+        """StreamPETR's box-noise DN groups around the targets."""
+        return build_dn_queries(boxes, labels, self.pc_range, self.num_classes, self.scalar,
+                                self.bbox_noise_scale, self.bbox_noise_trans, self.split)
 
     def _image_tokens(self, img_feats: Tensor, locations: Tensor, lidar2img: Tensor,
                       intrinsics: Tensor, pad_shape: tuple[int, int],

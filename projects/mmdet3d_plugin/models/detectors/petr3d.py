@@ -138,7 +138,7 @@ class Petr3D(StreamingDetector):
         roi_outs = self.img_roi_head(locations, img_feats) if with_roi else None
         targets = targets or {}
         outs = self.pts_bbox_head(
-            img_feats, locations, pad_shape=pad_shape, **{key: batch[key] for key in _GEOMETRY_KEYS},
+            img_feats, locations=locations, pad_shape=pad_shape, **{key: batch[key] for key in _GEOMETRY_KEYS},
             topk_indexes=None if roi_outs is None else roi_outs["topk_indexes"],
             gt_bboxes_3d=targets.get("gt_bboxes_3d"), gt_labels_3d=targets.get("gt_labels_3d"),
             pseudo_bboxes_3d=targets.get("pseudo_bboxes_3d"),

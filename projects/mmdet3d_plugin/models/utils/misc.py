@@ -100,3 +100,8 @@ def locations(features: Tensor, stride: int, pad_h: int, pad_w: int) -> Tensor:
     ys = (torch.arange(height, dtype=torch.float32, device=device) * stride + stride // 2) / pad_h
     grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
     return torch.stack((grid_x, grid_y), dim=-1)
+
+
+def to_metric(points: Tensor, pc_range: Tensor) -> Tensor:
+    """Points ``(..., 3)`` normalised to ``pc_range`` ``[x0, y0, z0, x1, y1, z1]`` in metres."""
+    return points * (pc_range[3:] - pc_range[:3]) + pc_range[:3]
