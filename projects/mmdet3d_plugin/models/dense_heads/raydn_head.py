@@ -40,7 +40,6 @@ class RayDNHead(SparseQueryHead):
         transformer: Config of the :class:`Detr3DTransformer`.
         stride: Feature strides (documentation of the input).
         test_cfg: Accepted for config compatibility; must be None (decoding is the coder's).
-        scalar, noise_scale, noise_trans: Box-noise DN groups and noise.
         raydn_group, raydn_num, raydn_alpha, raydn_beta, raydn_radius: Ray denoising.
         normedlinear: Must be False.
         **shared: The :class:`.sparse_query_head.SparseQueryHead` arguments (``in_channels``
@@ -54,9 +53,6 @@ class RayDNHead(SparseQueryHead):
         *,
         stride: Sequence[int] = (16,),
         test_cfg: Optional[dict] = None,
-        scalar: int = 5,
-        noise_scale: float = 0.4,
-        noise_trans: float = 0.0,
         raydn_group: int = 1,
         raydn_num: int = 5,
         raydn_alpha: float = 8,
@@ -71,7 +67,8 @@ class RayDNHead(SparseQueryHead):
         if test_cfg is not None:
             unsupported.append(f"test_cfg={test_cfg} (decoding is configured by bbox_coder)")
         super().__init__(**shared, stride=list(stride), unsupported=unsupported)
-        self.denoising = RayDenoising(self.num_classes, scalar, noise_scale, noise_trans, self.split,
+        self.denoising = RayDenoising(self.num_classes, self.scalar, self.bbox_noise_scale,
+                                      self.bbox_noise_trans, self.split,
                                       raydn_group, raydn_num, raydn_alpha, raydn_beta, raydn_radius)
         self.transformer.init_weights()
 

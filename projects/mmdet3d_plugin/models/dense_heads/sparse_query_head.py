@@ -68,6 +68,7 @@ class SparseQueryHead(nn.Module):
         loss_cls, loss_bbox, loss_iou: Loss configs (``loss_iou`` weight must be 0: no 3D
             IoU loss).
         train_cfg: ``dict(assigner=...)`` (mmdet3d's other ``pts`` keys are accepted).
+        scalar, noise_scale, noise_trans: Box-noise DN groups and noise.
         dn_weight, split: Weight of the DN losses; share of positive DN queries.
         code_size: Must be 10.
         paper_constants: The paper's own saved constants (name -> tensor), registered after
@@ -87,6 +88,7 @@ class SparseQueryHead(nn.Module):
                  sync_cls_avg_factor: bool = False, code_weights: Optional[Sequence[float]] = None,
                  loss_cls: Optional[dict] = None, loss_bbox: Optional[dict] = None,
                  loss_iou: Optional[dict] = None, train_cfg: Optional[dict] = None,
+                 scalar: int = 5, noise_scale: float = 0.4, noise_trans: float = 0.0,
                  dn_weight: float = 1.0, split: float = 0.5, code_size: int = CODE_DIM,
                  paper_constants: Optional[Mapping[str, Tensor]] = None,
                  unsupported: Sequence[str] = ()) -> None:
@@ -108,6 +110,9 @@ class SparseQueryHead(nn.Module):
         self.with_ego_pos = with_ego_pos
         self.match_with_velo = match_with_velo
         self.sync_cls_avg_factor = sync_cls_avg_factor
+        self.scalar = scalar
+        self.bbox_noise_scale = noise_scale
+        self.bbox_noise_trans = noise_trans
         self.dn_weight = dn_weight
         self.split = split
         self.loss_cls, self.loss_bbox, self.assigner = build_set_losses(

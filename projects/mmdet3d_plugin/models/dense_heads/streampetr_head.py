@@ -33,7 +33,6 @@ class StreamPETRHead(SparseQueryHead):
     Args:
         transformer: Config of the :class:`PETRTemporalTransformer`.
         depth_num, LID, depth_start, position_range: Frustum depth bins and normalisation.
-        scalar, noise_scale, noise_trans: Box-noise DN groups and noise.
         with_position: Must be True (3D position embedding).
         **shared: The :class:`.sparse_query_head.SparseQueryHead` arguments.
     """
@@ -45,9 +44,6 @@ class StreamPETRHead(SparseQueryHead):
         LID: bool = False,  # noqa: N803 - upstream config key
         depth_start: float = 1.0,
         position_range: Sequence[float] = (-65.0, -65.0, -8.0, 65.0, 65.0, 8.0),
-        scalar: int = 5,
-        noise_scale: float = 0.4,
-        noise_trans: float = 0.0,
         with_position: bool = True,
         **shared: Any,
     ) -> None:
@@ -60,9 +56,6 @@ class StreamPETRHead(SparseQueryHead):
         constants = dict(position_range=torch.tensor(position_range, dtype=torch.float32),
                          coords_d=frustum_depth_bins(depth_num, depth_start, float(position_range[3]), LID))
         super().__init__(**shared, paper_constants=constants, unsupported=unsupported)
-        self.scalar = scalar
-        self.bbox_noise_scale = noise_scale
-        self.bbox_noise_trans = noise_trans
 
     # ------------------------------------------------------------------ construction
     def _init_image_layers(self) -> None:
