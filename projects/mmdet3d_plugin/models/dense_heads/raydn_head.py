@@ -138,8 +138,6 @@ class RayDNHead(TemporalQueryHead):
         self.num_pred = self.transformer.decoder.num_layers
         self._register_constants(code_weights, match_costs)
         self._init_layers(num_reg_fcs)
-        self.reference_points_probe = nn.Identity()  # tap: (B, Q, 3) normalised, DN first
-        self.bbox_preds_probe = nn.Identity()  # tap: (B, Q, 10) box codes, once per layer
         self.transformer.init_weights()
         self.memory = MemoryQueue(memory_len, embed_dims)
 
@@ -231,7 +229,7 @@ class RayDNHead(TemporalQueryHead):
         query_pos = self.query_embedding(pos2posemb3d(reference_points, self.embed_dims // 2))
         tgt, query_pos, reference_points, temp_memory, temp_pos = self._temporal_alignment(
             query_pos, torch.zeros_like(query_pos), reference_points)
-        reference_points = self.reference_points_probe(reference_points)
+        reference_points = self.query_reference_points(reference_points)
         attn_mask = None if dn is None else self.denoising.attention_mask(
             dn, self.num_query, self.num_propagated, self.memory_len)
         outs_dec = torch.nan_to_num(self.transformer(

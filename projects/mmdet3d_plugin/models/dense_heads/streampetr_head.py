@@ -126,7 +126,6 @@ class StreamPETRHead(TemporalQueryHead):
         self._register_constants(code_weights, match_costs, position_range, depth_num, LID,
                                  depth_start)
         self._init_layers(num_reg_fcs)
-        self._init_probes()
         self.memory = MemoryQueue(memory_len, embed_dims)
 
     # ------------------------------------------------------------------ construction
@@ -169,15 +168,6 @@ class StreamPETRHead(TemporalQueryHead):
         if self.with_ego_pos:
             self.ego_pose_pe = MLN(_EGO_MOTION_DIMS, f_dim=dims)
             self.ego_pose_memory = MLN(_EGO_MOTION_DIMS, f_dim=dims, beta_bias_std=CONTENT_SHIFT_STD)
-
-    def _init_probes(self) -> None:
-        """Parameter-free identities whose forward hooks record tensors for distillation:
-        ``reference_points_probe`` ``(B, Q, 3)`` normalised reference points of all queries
-        (DN first), ``token_points_probe`` ``(B, K, D, 3)`` frustum points normalised to
-        ``position_range``, ``bbox_preds_probe`` ``(B, Q, 10)`` box codes, called once per layer."""
-        self.reference_points_probe = nn.Identity()
-        self.token_points_probe = nn.Identity()
-        self.bbox_preds_probe = nn.Identity()
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, local_metadata: dict,
                               strict: bool, missing_keys: list, unexpected_keys: list,
@@ -241,7 +231,7 @@ class StreamPETRHead(TemporalQueryHead):
         query_pos = self.query_embedding(pos2posemb3d(reference_points, self.embed_dims // 2))
         tgt, query_pos, reference_points, temp_memory, temp_pos = self._temporal_alignment(
             query_pos, torch.zeros_like(query_pos), reference_points)
-        reference_points = self.reference_points_probe(reference_points)
+        reference_points = self.query_reference_points(reference_points)
         pad = 0 if dn is None else dn.pad_size
         attn_mask = None if dn is None else dn_self_attention_mask(
             dn.num_groups, dn.group_size, tgt.shape[1] - pad, tgt.shape[1] - pad + temp_memory.shape[1],
@@ -262,13 +252,20 @@ class StreamPETRHead(TemporalQueryHead):
         batch, num_cams, channels, height, width = img_feats.shape
         tokens = img_feats.permute(0, 1, 3, 4, 2).reshape(batch, -1, channels)
         tokens = topk_gather(tokens, topk_indexes)
-        points = self.token_points_probe(frustum_points(locations, pad_shape, self.coords_d, lidar2img,
-                                                        self.position_range, topk_indexes))
+        points = self.token_points(locations, pad_shape, lidar2img, topk_indexes)
         pos_embed = self.position_encoder(inverse_sigmoid(points).flatten(-2))
         focal = camera_focal_tokens(intrinsics, height * width, topk_indexes)
         cone = torch.cat([focal, points[:, :, -1], points[:, :, -_CONE_BIN_FROM_END]], dim=-1)
         tokens = self.spatial_alignment(self.memory_embed(tokens), cone)
         return tokens, self.featurized_pe(pos_embed, tokens)
+
+    def token_points(self, locations: Tensor, pad_shape: tuple[int, int], lidar2img: Tensor,
+                     topk_indexes: Optional[Tensor]) -> Tensor:
+        """Frustum points ``(B, K, D, 3)`` of the image tokens, normalised to
+        ``position_range`` (``locations`` ``(B * N, H, W, 2)``, ``lidar2img`` ``(B, N, 4, 4)``,
+        ``topk_indexes`` ``(B, K, 1)`` or None); called once per forward."""
+        return frustum_points(locations, pad_shape, self.coords_d, lidar2img, self.position_range,
+                              topk_indexes)
 
     def _denoising(self, gt_bboxes_3d: Optional[Sequence[Tensor]],
                    gt_labels_3d: Optional[Sequence[Tensor]]) -> Optional[DenoisingQueries]:

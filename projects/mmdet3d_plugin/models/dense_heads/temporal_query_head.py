@@ -26,7 +26,7 @@ A subclass provides (as both heads do, under the published checkpoint names):
 ``embed_dims``, ``num_propagated``, ``topk_proposals``, ``with_ego_pos``, ``memory``,
 ``pc_range`` (buffer ``[6]``), ``pseudo_reference_points``, ``query_embedding``,
 ``time_embedding``, ``ego_pose_pe`` / ``ego_pose_memory`` (with ``with_ego_pos``),
-``cls_branches`` / ``reg_branches``, ``bbox_preds_probe`` and ``bbox_coder``, and for
+``cls_branches`` / ``reg_branches`` and ``bbox_coder``, and for
 the losses (:meth:`TemporalQueryHead.loss`) ``num_classes``, ``assigner``, ``loss_cls``,
 ``loss_bbox``, ``code_weights``, ``match_costs``, ``match_with_velo``,
 ``sync_cls_avg_factor``, ``with_dn``, ``dn_weight`` and ``split``.
@@ -107,14 +107,30 @@ class TemporalQueryHead(nn.Module):
         Centres are ``sigmoid(reg + inverse_sigmoid(reference))`` mapped to ``pc_range``.
         """
         reference = inverse_sigmoid(reference_points)
-        span, low = self.pc_range[3:] - self.pc_range[:3], self.pc_range[:3]
         classes, boxes = [], []
         for layer, feats in enumerate(outs_dec):
             classes.append(self.cls_branches[layer](feats))
-            codes = self.reg_branches[layer](feats)
-            centers = (codes[..., CODE_X:CODE_Z + 1] + reference).sigmoid() * span + low
-            boxes.append(self.bbox_preds_probe(torch.cat([centers, codes[..., CODE_Z + 1:]], dim=-1)))
+            boxes.append(self.box_codes(layer, feats, reference))
         return torch.stack(classes), torch.stack(boxes)
+
+    def box_codes(self, layer: int, feats: Tensor, reference: Tensor) -> Tensor:
+        """Box codes ``(B, Q, 10)`` (metric centres) of decoder layer ``layer``.
+
+        Called once per layer, in order (a distillation method tap's ``call`` is the layer).
+
+        Args:
+            layer: the decoder layer; feats: its output ``(B, Q, C)``.
+            reference: ``(B, Q, 3)`` reference points in logit space (``inverse_sigmoid``).
+        """
+        span, low = self.pc_range[3:] - self.pc_range[:3], self.pc_range[:3]
+        codes = self.reg_branches[layer](feats)
+        centers = (codes[..., CODE_X:CODE_Z + 1] + reference).sigmoid() * span + low
+        return torch.cat([centers, codes[..., CODE_Z + 1:]], dim=-1)
+
+    def query_reference_points(self, reference_points: Tensor) -> Tensor:
+        """The normalised reference points ``(B, Q, 3)`` of all queries (DN first), as the
+        decoder uses them; the identity, called once per forward for distillation taps."""
+        return reference_points
 
     def _post_update_memory(self, cls_scores: Tensor, bbox_preds: Tensor, query_feats: Tensor,
                             ego_pose: Tensor, timestamp: Tensor) -> None:
