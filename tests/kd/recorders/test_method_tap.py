@@ -40,7 +40,8 @@ class Model(nn.Module):
 
 
 def _manager(model: nn.Module, **taps: dict) -> TapManager:
-    return TapManager({"student": model}, {name: dict(model="student", **spec) for name, spec in taps.items()})
+    specs = {name: dict(model="student", **spec) for name, spec in taps.items()}
+    return TapManager({"student": model}, specs)
 
 
 def test_records_each_call_and_selects_by_call_and_index() -> None:

@@ -37,6 +37,14 @@ def method_names(module: nn.Module) -> list[str]:
     return names
 
 
+def check_method_io(name: str, path: str, io: str) -> None:
+    """Raise ValueError unless ``io`` is ``'output'`` (all a method tap records)."""
+    if io != "output":
+        raise ValueError(f"tap '{name}': '{path}' is a method; a method tap records its output "
+                         f"only (io='output'), got io={io!r}; to record its inputs, tap the "
+                         "module that receives them")
+
+
 class TappedMethod:
     """The callable a :class:`MethodTap` puts in the instance ``__dict__``.
 
@@ -59,6 +67,7 @@ class TappedMethod:
         return f"<TappedMethod {self.function.__qualname__} recorded by {self.tap!r}>"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the shadowed method, report the call to the tap, return its output unchanged."""
         if self.previous is not None:
             output = self.previous(*args, **kwargs)
         else:
@@ -124,11 +133,3 @@ class MethodTap(TapBase):
         else:
             self._module.__dict__[self._method] = self._previous
         self._wrapper = None
-
-
-def check_method_io(name: str, path: str, io: str) -> None:
-    """Raise ValueError unless ``io`` is ``'output'`` (all a method tap records)."""
-    if io != "output":
-        raise ValueError(f"tap '{name}': '{path}' is a method; a method tap records its output "
-                         f"only (io='output'), got io={io!r}; to record its inputs, tap the "
-                         "module that receives them")
