@@ -40,6 +40,7 @@ def test_raydn_field_is_its_dfa_key_points(fields):
     assert ((field.values >= 0) & (field.values <= 1)).all()
     assert preds[0]["boxes_3d"].shape[1] == 9
     assert not raydn.pts_bbox_head._forward_hooks  # hooks removed
+    assert not any("key_points" in vars(module) for module in raydn.modules())  # method taps removed
 
 
 def test_streampetr_field_falls_back_to_reference_points(fields):

@@ -38,10 +38,10 @@ taps.update({
     f'{who[0]}_{name}': dict(model=who, path=path, call=call)
     for who in ('student', 'teacher')
     for name, path, call in (
-        ('points', f'{dfa}.key_points_probe', 0),
-        ('weights', f'{dfa}.weights_probe', 0),
+        ('points', f'{dfa}.key_points', 0),
+        ('weights', f'{dfa}.aggregation_weights', 0),
         ('cls', 'pts_bbox_head.cls_branches.0', last_layer),
-        ('box', 'pts_bbox_head.bbox_preds_probe', last_layer),
+        ('box', 'pts_bbox_head.box_codes', last_layer),
     )
 })
 outputs = dict(student_cls='s_cls', student_box='s_box', teacher_cls='t_cls', teacher_box='t_box')

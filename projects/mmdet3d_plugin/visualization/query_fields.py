@@ -1,8 +1,9 @@
 """Teacher and student 3D-query receptive fields, side by side in BEV.
 
 :func:`record_query_field` runs a detector's ``predict`` on a batch with two temporary
-forward hooks and returns where its queries sample the images: for RayDN the deformable
-aggregation's key points of the last decoder layer (``...attentions.1.key_points_probe``,
+taps (:class:`~..kd.recorders.TapManager`: the head's output, and a method tap) and returns
+where its queries sample the images: for RayDN the deformable aggregation's key points of
+the last decoder layer (its ``key_points`` method, ``...attentions.1.key_points``,
 ``(B, Q, 13, 3)`` metres), for StreamPETR (no key points) the query reference points. Each
 location carries its query's best class score.
 
@@ -22,8 +23,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..kd.recorders import TapManager
+
 _SPLAT_MODULE = "projects.mmdet3d_plugin.kd.losses.query_field"
-_KEY_POINTS_PROBE = "key_points_probe"
+_KEY_POINTS = "key_points"
 
 
 @dataclass
@@ -41,10 +44,12 @@ class QueryField:
     source: str
 
 
-def _last_probe(head: nn.Module) -> Optional[nn.Module]:
-    """The key-point probe of the head's last decoder layer, or None."""
-    probes = [module for name, module in head.named_modules() if name.endswith(_KEY_POINTS_PROBE)]
-    return probes[-1] if probes else None
+def _last_key_points(head: nn.Module) -> Optional[str]:
+    """Path (inside ``head``) of the last module with a ``key_points`` method (the DFA of
+    the last decoder layer), or None."""
+    names = [name for name, module in head.named_modules()
+             if name and callable(getattr(type(module), _KEY_POINTS, None))]
+    return names[-1] if names else None
 
 
 def record_query_field(detector: nn.Module, batch: Mapping[str, Any], sample: int = 0
@@ -60,17 +65,17 @@ def record_query_field(detector: nn.Module, batch: Mapping[str, Any], sample: in
         The predictions and the :class:`QueryField` of ``sample``.
     """
     head = detector.pts_bbox_head
-    captured: dict[str, Any] = {}
-    hooks = [head.register_forward_hook(lambda _m, _i, out: captured.__setitem__("head", out))]
-    probe = _last_probe(head)
-    if probe is not None:
-        hooks.append(probe.register_forward_hook(lambda _m, _i, out: captured.__setitem__("points", out)))
+    taps = {"head": dict(model="detector", path="pts_bbox_head")}
+    key_points = _last_key_points(head)
+    if key_points is not None:
+        taps["points"] = dict(model="detector", path=f"pts_bbox_head.{key_points}.{_KEY_POINTS}")
+    manager = TapManager({"detector": detector}, taps)
     try:
-        with torch.no_grad():
+        with manager.recording(), torch.no_grad():
             predictions = detector(batch, mode="predict")
+            captured = {name: manager.pop(name) for name in manager.names}
     finally:
-        for hook in hooks:
-            hook.remove()
+        manager.remove()
     scores = captured["head"]["all_cls_scores"][-1, sample].sigmoid().max(-1).values
     if "points" in captured:
         points = captured["points"][sample]  # (Q, P, 3)

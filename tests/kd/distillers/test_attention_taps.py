@@ -20,9 +20,9 @@ def _taps(need_weights: bool = True) -> dict:
         w = who[0]
         taps[f"{w}_attn"] = dict(model=who, path=f"{ATTN}.attn", index=1, need_weights=need_weights)
         taps[f"{w}_cls"] = dict(model=who, path="pts_bbox_head.cls_branches.0", call=LAST)
-        taps[f"{w}_box"] = dict(model=who, path="pts_bbox_head.bbox_preds_probe", call=LAST)
-        taps[f"{w}_ref"] = dict(model=who, path="pts_bbox_head.reference_points_probe")
-        taps[f"{w}_tokens"] = dict(model=who, path="pts_bbox_head.token_points_probe")
+        taps[f"{w}_box"] = dict(model=who, path="pts_bbox_head.box_codes", call=LAST)
+        taps[f"{w}_ref"] = dict(model=who, path="pts_bbox_head.query_reference_points")
+        taps[f"{w}_tokens"] = dict(model=who, path="pts_bbox_head.token_points")
     return taps
 
 

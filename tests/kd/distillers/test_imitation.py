@@ -31,11 +31,11 @@ QUERIES = 12  # 8 learnable + 4 propagated
 DFA = f"pts_bbox_head.transformer.decoder.layers.{LAST}.attentions.1"
 TAP_PATHS = {
     **{f"fpn_{i}": (f"img_neck.fpn_convs.{i}.conv", 0) for i in range(4)},
-    "points": (f"{DFA}.key_points_probe", 0),
-    "weights": (f"{DFA}.weights_probe", 0),
+    "points": (f"{DFA}.key_points", 0),
+    "weights": (f"{DFA}.aggregation_weights", 0),
     "feats": (f"pts_bbox_head.transformer.decoder.layers.{LAST}", 0),
     "cls": ("pts_bbox_head.cls_branches.0", LAST),
-    "box": ("pts_bbox_head.bbox_preds_probe", LAST),
+    "box": ("pts_bbox_head.box_codes", LAST),
 }
 FAMILY_TYPES = {"feature": ("BalancedKLLoss",), "query": ("QueryFieldLoss",),
                 "output": ("OutputDistillLoss", "OutputRelationLoss")}

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from projects.mmdet3d_plugin.kd.losses.pseudo_labels import PseudoLabeler, select_pseudo_labels
+from projects.mmdet3d_plugin.kd.recorders import TapManager
 from projects.mmdet3d_plugin.models.dense_heads.dn_ground_truth import dn_ground_truth
 from projects.mmdet3d_plugin.models.utils.misc import locations
 from projects.mmdet3d_plugin.registry import MODELS
@@ -130,30 +131,25 @@ def test_pseudo_targets_grow_the_dn_queries_only(kind, groups) -> None:
     assert torch.isfinite(extra_losses["dn_loss_cls"]) and torch.isfinite(extra_losses["dn_loss_bbox"])
 
 
-def _record(module: torch.nn.Module, store: list, output_index: int | None = None):
-    return module.register_forward_hook(
-        lambda _m, _i, out: store.append(out if output_index is None else out[output_index]))
-
-
 @pytest.mark.parametrize("kind", ["streampetr", "raydn"])
-def test_head_probes_record_what_the_query_losses_need(kind) -> None:
-    """The parameter-free probes are tappable and feed the query losses (DN queries dropped)."""
+def test_head_methods_record_what_the_query_losses_need(kind) -> None:
+    """The heads' recorded methods are tappable and feed the query losses (DN queries dropped)."""
     torch.manual_seed(0)
     head = MODELS.build(streampetr_cfg() if kind == "streampetr" else raydn_cfg())
-    cross = head.transformer.decoder.layers[0].attentions[1]
-    taps: dict[str, list] = {name: [] for name in ("box", "cls", "a", "b", "c")}
-    hooks = [_record(head.bbox_preds_probe, taps["box"]), _record(head.cls_branches[0], taps["cls"])]
+    cross = "transformer.decoder.layers.0.attentions.1"
+    specs = {"box": dict(path="box_codes"), "cls": dict(path="cls_branches.0")}
     if kind == "streampetr":
-        cross.need_weights = True
-        hooks += [_record(cross.attn, taps["a"], 1), _record(head.reference_points_probe, taps["b"]),
-                  _record(head.token_points_probe, taps["c"])]
+        specs.update(a=dict(path=f"{cross}.attn", index=1, need_weights=True),
+                     b=dict(path="query_reference_points"), c=dict(path="token_points"))
     else:
-        hooks += [_record(cross.key_points_probe, taps["a"]), _record(cross.weights_probe, taps["b"])]
+        specs.update(a=dict(path=f"{cross}.key_points"), b=dict(path=f"{cross}.aggregation_weights"))
+    manager = TapManager({"head": head}, {name: dict(model="head", **spec) for name, spec in specs.items()})
     gt_boxes, gt_labels = _gt()
     head.train()
-    head(**head_inputs(kind), gt_bboxes_3d=gt_boxes, gt_labels_3d=gt_labels)
-    for hook in hooks:
-        hook.remove()
+    with manager.recording():
+        head(**head_inputs(kind), gt_bboxes_3d=gt_boxes, gt_labels_3d=gt_labels)
+        taps = {name: [manager.pop(name)] for name in manager.names}
+    manager.remove()
     queries = 6 + 2
     assert taps["box"][0].shape[1] > queries and taps["box"][0].shape[-1] == 10  # DN queries in front
     if kind == "streampetr":

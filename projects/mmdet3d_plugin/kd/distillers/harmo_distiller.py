@@ -46,7 +46,9 @@ class HarmoDistiller(StreamingModel):
             ``FileNotFoundError`` before anything is built (unless ``load_teacher=False``).
         student_cfg: the student's config file or model dict.
         taps: tap name → ``dict(model='student'|'teacher', path=..., io='output'|'input',
-            call=0, index=None)`` (see :class:`~projects.mmdet3d_plugin.kd.recorders.FeatureTap`).
+            call=0, index=None)``; ``path`` names a module or ends in a method of one (see
+            :class:`~projects.mmdet3d_plugin.kd.recorders.FeatureTap` and
+            :class:`~projects.mmdet3d_plugin.kd.recorders.MethodTap`).
         adapters: adapter name → config of a trainable projection (``ConvAdapter``,
             ``LinearAdapter``), used through a loss's ``adapter`` mapping.
         distill_losses: loss name → loss config with ``inputs=dict(<forward arg>=<tap name or

@@ -115,7 +115,8 @@ class OutputDistillLoss(nn.Module):
 
         Args:
             student_cls: ``(B, Q_s, C)`` logits; student_box: ``(B, Q_s, 10)`` box codes with
-                metric centres (the heads' ``bbox_preds_probe``).
+                metric centres (the heads' ``box_codes`` method, tapped at
+                ``pts_bbox_head.box_codes``).
             teacher_cls: ``(B, Q_t, C)``; teacher_box: ``(B, Q_t, 10)``.
 
         Returns:

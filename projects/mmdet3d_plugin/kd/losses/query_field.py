@@ -10,9 +10,9 @@ maps are blurred at several scales and aligned at every scale.
 
 * RayDN (sparse, :class:`QueryFieldLoss`): the DFA key points, ``reference point +
   learned offset`` in metres, ``(B, Q, 13, 3)``, tapped at
-  ``...attentions.1.key_points_probe``; values are the DFA's aggregation weights
-  (``value_type='dfa_weights'``: summed over cameras and levels, averaged over groups, so a
-  query's values sum to 1), any per-query value, or the query features
+  ``...attentions.1.key_points`` (a method tap); values are the DFA's aggregation weights
+  (``...attentions.1.aggregation_weights``, ``value_type='dfa_weights'``: summed over
+  cameras and levels, averaged over groups, so a query's values sum to 1), any per-query value, or the query features
   (``value_type='features'``: each query's ``C``-dim feature, split equally over its ``P``
   locations, gives a ``(B, C, H, W)`` map: upstream HarmoDistill's reading).
 * StreamPETR (dense): :mod:`.dense_query_field` moves the reference points onto the rays of

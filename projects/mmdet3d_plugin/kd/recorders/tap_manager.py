@@ -17,25 +17,41 @@ module on the path (the tapped module or one above it) with a ``need_weights`` a
 the taps are installed, so its inner ``attn`` returns ``(out, map)`` instead of
 ``(out, None)``; :meth:`TapManager.remove` switches it back.
 
+A path that names no module but ends in a method of a module records that method's return
+value (a :class:`~.method_tap.MethodTap`, output only), e.g.::
+
+    s_box=dict(model='student', path='pts_bbox_head.box_codes', call=5),
+    s_points=dict(model='student', path='pts_bbox_head.transformer.decoder.layers.5.attentions.1.key_points'),
+
 The manager resolves every path when it is built (a wrong path fails there, with close
-matches among the model's ``named_modules()``), registers one forward hook per tap and keeps
-the handles. Values are recorded only inside :meth:`TapManager.recording` (one training
-step), handed out once by :meth:`TapManager.pop` and dropped when the step ends;
-:meth:`TapManager.remove` takes every hook off again.
+matches among the model's ``named_modules()`` and the methods of the path's parent module),
+installs one forward hook or method wrapper per tap, in declaration order, and keeps them.
+Values are recorded only inside :meth:`TapManager.recording` (one training step), handed
+out once by :meth:`TapManager.pop` and dropped when the step ends; :meth:`TapManager.remove`
+takes every hook and wrapper off again, in reverse install order.
 """
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Optional, Union
 
 from torch import nn
 
-from .feature_tap import TAP_IO, FeatureTap
+from .base_tap import check_tap_arguments
+from .feature_tap import FeatureTap
+from .method_tap import MethodTap, check_method_io, method_names
 
 TAP_KEYS = ("model", "path", "io", "call", "index", "need_weights")
 WEIGHTS_SWITCH = "need_weights"
+
+
+def _missing(root: nn.Module, path: str, owner: str, names: list[str], what: str) -> KeyError:
+    """The error for a path that names nothing, with close matches among ``names``."""
+    close = difflib.get_close_matches(path, names, n=5, cutoff=0.5)
+    hint = f" Close matches: {close}." if close else f" It has {len(names)} modules, e.g. {names[:5]}."
+    return KeyError(f"{owner}: {type(root).__name__} has no module '{path}'{what}.{hint}")
 
 
 def resolve_module(root: nn.Module, path: str, owner: str) -> nn.Module:
@@ -52,10 +68,33 @@ def resolve_module(root: nn.Module, path: str, owner: str) -> nn.Module:
     modules = dict(root.named_modules())
     if path in modules and path:
         return modules[path]
+    raise _missing(root, path, owner, [name for name in modules if name], "")
+
+
+def resolve_target(root: nn.Module, path: str, owner: str) -> tuple[nn.Module, Optional[str]]:
+    """The module a tap at dotted ``path`` attaches to, and the method it wraps.
+
+    Returns:
+        ``(module, None)`` when ``path`` names a submodule of ``root``;
+        ``(parent, method)`` when it ends in a tappable method of the module ``parent``
+        (see :func:`~.method_tap.method_names`), e.g. ``'pts_bbox_head.box_codes'``.
+
+    Raises:
+        KeyError: neither; the message lists close matches among the module names and the
+            methods of the path's parent module.
+    """
+    modules = dict(root.named_modules())
+    if path in modules and path:
+        return modules[path], None
+    parent_path, _, method = path.rpartition(".")
+    parent = modules.get(parent_path)
     names = [name for name in modules if name]
-    close = difflib.get_close_matches(path, names, n=5, cutoff=0.5)
-    hint = f" Close matches: {close}." if close else f" It has {len(names)} modules, e.g. {names[:5]}."
-    raise KeyError(f"{owner}: {type(root).__name__} has no module '{path}'.{hint}")
+    if parent is not None:
+        methods = method_names(parent)
+        if method in methods:
+            return parent, method
+        names += [f"{parent_path}.{name}" if parent_path else name for name in methods]
+    raise _missing(root, path, owner, names, " nor a method at that path")
 
 
 def _check_spec(name: str, spec: Mapping[str, Any], models: Mapping[str, nn.Module]) -> None:
@@ -71,8 +110,7 @@ def _check_spec(name: str, spec: Mapping[str, Any], models: Mapping[str, nn.Modu
                            f"path='img_neck.fpn_convs.0.conv')")
     if spec["model"] not in models:
         raise KeyError(f"tap '{name}': model must be one of {sorted(models)}, got {spec['model']!r}")
-    if spec.get("io", "output") not in TAP_IO:
-        raise ValueError(f"tap '{name}': io must be one of {TAP_IO}, got {spec['io']!r}")
+    check_tap_arguments(name, spec.get("io", "output"), spec.get("call", 0), spec.get("index"))
     if not isinstance(spec.get(WEIGHTS_SWITCH, False), bool):
         raise ValueError(f"tap '{name}': {WEIGHTS_SWITCH} must be True or False, got {spec[WEIGHTS_SWITCH]!r}")
 
@@ -95,15 +133,16 @@ def weights_switch(root: nn.Module, path: str, owner: str) -> nn.Module:
 
 
 class TapManager:
-    """Owns the forward hooks of the declared taps.
+    """Owns the forward hooks and method wrappers of the declared taps.
 
     Args:
         models: the models taps may name, e.g. ``{'student': student, 'teacher': teacher}``.
         taps: tap name → ``dict(model=..., path=..., io='output', call=0, index=None,
-            need_weights=False)`` (see :class:`FeatureTap` and the module docstring).
+            need_weights=False)`` (see :class:`FeatureTap`, :class:`MethodTap` and the
+            module docstring).
 
-    Every spec is checked before any hook is registered, so a bad declaration leaves no
-    hook behind.
+    Every spec is checked before any hook or wrapper is installed, so a bad declaration
+    leaves nothing behind.
     """
 
     def __init__(self, models: Mapping[str, nn.Module], taps: Mapping[str, Mapping[str, Any]]) -> None:
@@ -111,18 +150,23 @@ class TapManager:
         for name, spec in taps.items():
             _check_spec(name, spec, models)
             owner = f"tap '{name}' ({spec['model']})"
-            resolved[name] = (resolve_module(models[spec["model"]], spec["path"], owner), dict(spec))
+            module, method = resolve_target(models[spec["model"]], spec["path"], owner)
+            if method is not None:
+                check_method_io(name, spec["path"], spec.get("io", "output"))
+            resolved[name] = (module, method, dict(spec))
             if spec.get(WEIGHTS_SWITCH, False):
                 switch = weights_switch(models[spec["model"]], spec["path"], owner)
                 switches[id(switch)] = switch
         self._switched = {key: (module, getattr(module, WEIGHTS_SWITCH)) for key, module in switches.items()}
         for module, _ in self._switched.values():
             setattr(module, WEIGHTS_SWITCH, True)
-        self._taps: dict[str, FeatureTap] = {}
-        for name, (module, spec) in resolved.items():
-            self._taps[name] = FeatureTap(
-                name, module, spec["path"], io=spec.get("io", "output"),
-                call=spec.get("call", 0), index=spec.get("index"))
+        self._taps: dict[str, Union[FeatureTap, MethodTap]] = {}
+        for name, (module, method, spec) in resolved.items():
+            options = dict(io=spec.get("io", "output"), call=spec.get("call", 0), index=spec.get("index"))
+            if method is None:
+                self._taps[name] = FeatureTap(name, module, spec["path"], **options)
+            else:
+                self._taps[name] = MethodTap(name, module, method, spec["path"], **options)
         self._recording = False
         self._removed = False
 
@@ -137,7 +181,7 @@ class TapManager:
         """The declared tap names, in declaration order."""
         return tuple(self._taps)
 
-    def tap(self, name: str) -> FeatureTap:
+    def tap(self, name: str) -> Union[FeatureTap, MethodTap]:
         """The tap called ``name`` (KeyError with close matches otherwise)."""
         if name not in self._taps:
             close = difflib.get_close_matches(name, list(self._taps), n=3)
@@ -172,9 +216,10 @@ class TapManager:
         return self.tap(name).pop()
 
     def remove(self) -> None:
-        """Remove every hook and restore the attention switches; the manager holds no taps
-        afterwards."""
-        for tap in self._taps.values():
+        """Remove every hook and method wrapper (in reverse install order, so stacked
+        wrappers on one method unwind) and restore the attention switches; the manager
+        holds no taps afterwards."""
+        for tap in reversed(list(self._taps.values())):
             tap.remove()
         for module, before in self._switched.values():
             setattr(module, WEIGHTS_SWITCH, before)

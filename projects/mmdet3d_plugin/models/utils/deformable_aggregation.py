@@ -160,10 +160,6 @@ class DeformableFeatureAggregation(nn.Module):
             nn.LayerNorm(embed_dims),
         )
         self.drop = nn.Dropout(dropout)
-        # Parameter-free taps for distillation hooks: key points (B, Q, P, 3) in metres and
-        # the aggregation weights (B, N, L, G, Q, P) after masking points behind cameras.
-        self.key_points_probe = nn.Identity()
-        self.weights_probe = nn.Identity()
 
     def init_weights(self) -> None:
         """Zero weight logits, Xavier output projection, offsets' bias uniform in ±bias."""
@@ -208,6 +204,21 @@ class DeformableFeatureAggregation(nn.Module):
         )
         return weights.permute(0, 2, 3, 5, 1, 4)
 
+    def aggregation_weights(self, query: Tensor, query_pos: Tensor, lidar2img: Tensor,
+                            in_front: Tensor) -> Tensor:
+        """The weights the features are aggregated with: :meth:`point_weights` set to 0 for
+        points behind a camera. Called once per forward (distillation taps record it).
+
+        Args:
+            query: ``(B, Q, C)``; query_pos: ``(B, Q, C)``; lidar2img: ``(B, N, 4, 4)``.
+            in_front: ``(B, N, Q, P)`` bool from :func:`project_points`.
+
+        Returns:
+            ``(B, N, L, G, Q, P)`` weights.
+        """
+        weights = self.point_weights(query, query_pos, lidar2img)
+        return weights * in_front[:, :, None, None].to(weights.dtype)
+
     def forward(
         self,
         query: Tensor,
@@ -235,10 +246,9 @@ class DeformableFeatureAggregation(nn.Module):
             ``(B, Q, C)`` updated queries.
         """
         self._check_inputs(lidar2img, spatial_shapes)
-        points = self.key_points_probe(self.key_points(query, reference_points, pc_range))
-        weights = self.point_weights(query, query_pos, lidar2img)
+        points = self.key_points(query, reference_points, pc_range)
         uv, in_front = project_points(points, lidar2img, image_size)
-        weights = self.weights_probe(weights * in_front[:, :, None, None].to(weights.dtype))
+        weights = self.aggregation_weights(query, query_pos, lidar2img, in_front)
         features = aggregate_features(feat_flatten, spatial_shapes, uv, weights)
         return self.drop(self.output_proj(features)) + query
 
