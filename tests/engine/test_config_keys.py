@@ -13,7 +13,8 @@ from projects.mmdet3d_plugin.engine.runner import load_config
 from projects.mmdet3d_plugin.engine.runtime_config import parse_runtime
 
 REPO = Path(__file__).resolve().parents[2]
-SHIPPED = sorted(p for folder in ("projects/configs", "tests/engine/configs", "tests/kd/configs")
+SHIPPED = sorted(p for folder in ("projects/configs", "tests/engine/configs", "tests/fixtures/configs",
+                                  "tests/kd/configs")
                  for p in (REPO / folder).rglob("*.py") if "_base_" not in p.parts)
 
 

@@ -10,6 +10,7 @@ from mmengine.config import Config
 
 from projects.mmdet3d_plugin.core.checkpoint import load_checkpoint, read_checkpoint
 from projects.mmdet3d_plugin.registry import MODELS
+from tests.fixtures.batches import geometry_batch
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "tests" / "kd" / "configs"
@@ -24,18 +25,9 @@ def _tool():
 
 
 def _batch() -> dict:
-    """One sample, six cameras around the car, for predict mode."""
-    gen = torch.Generator().manual_seed(3)
-    intrinsics = torch.eye(4).repeat(1, NUM_CAMS, 1, 1)
-    intrinsics[..., 0, 0] = intrinsics[..., 1, 1] = 80.0
-    intrinsics[..., 0, 2], intrinsics[..., 1, 2] = W / 2, H / 2
-    axes = torch.tensor([[0.0, -1, 0, 0], [0, 0, -1, 0], [1, 0, 0, 0], [0, 0, 0, 1]])
-    extrinsics = torch.stack([axes @ torch.linalg.matrix_exp(torch.tensor(
-        [[0.0, -a, 0, 0], [a, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])) for a in torch.arange(NUM_CAMS) * 1.047])
-    return dict(img=torch.randn(1, NUM_CAMS, 3, H, W, generator=gen), lidar2img=intrinsics @ extrinsics,
-                intrinsics=intrinsics, extrinsics=extrinsics.unsqueeze(0), ego_pose=torch.eye(4)[None],
-                ego_pose_inv=torch.eye(4)[None], timestamp=torch.zeros(1, dtype=torch.float64),
-                prev_exists=torch.zeros(1, dtype=torch.bool))
+    """One sample, six cameras around the car (f = 80 px), for predict mode."""
+    yaws = [-1.047 * n for n in range(NUM_CAMS)]
+    return geometry_batch(1, yaws, (H, W), generator=torch.Generator().manual_seed(3))
 
 
 @pytest.fixture(scope="module")

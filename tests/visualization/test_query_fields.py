@@ -1,34 +1,21 @@
 """Teacher / student query receptive fields: recorded from a predict call, drawn side by side."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 from PIL import Image
 
 from projects.mmdet3d_plugin.visualization import query_fields
 from projects.mmdet3d_plugin.visualization.query_fields import record_query_field, render_query_fields
-
-
-def _export_conftest():
-    """The tiny students of tests/export (one definition of them)."""
-    name = "tiny_students_for_vis"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "export" / "conftest.py")
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
+from tests.fixtures.batches import stream_frame
+from tests.fixtures.tiny_models import build_tiny, export_raydn, export_streampetr
 
 
 @pytest.fixture(scope="module")
 def fields():
-    tiny = _export_conftest()
-    frame = tiny.make_frame(0)
-    raydn = tiny.build_tiny(tiny.tiny_raydn_cfg())
-    petr = tiny.build_tiny(tiny.tiny_streampetr_cfg())
+    frame = stream_frame(0)
+    raydn = build_tiny(export_raydn())
+    petr = build_tiny(export_streampetr())
     return record_query_field(raydn, frame), record_query_field(petr, frame), raydn
 
 

@@ -11,6 +11,7 @@ from PIL import Image
 from projects.mmdet3d_plugin.core.bbox.box_layout import NUSCENES_CLASSES
 from projects.mmdet3d_plugin.core.checkpoint import save_checkpoint
 from projects.mmdet3d_plugin.registry import DATASETS, MODELS
+from tests.fixtures.tiny_models import export_raydn
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,9 +42,8 @@ def _write_config(path: Path, model: dict, world: Path, ann_file: Path) -> None:
 
 
 def test_visualize_writes_one_png_per_sample(synthetic_world, synthetic_infos, tmp_path, capsys):
-    tiny = _load("tiny_students_for_vis", ROOT / "tests" / "export" / "conftest.py")
     tool = _load("visualize_tool", ROOT / "tools" / "visualize.py")
-    model_cfg = tiny.tiny_raydn_cfg()
+    model_cfg = export_raydn()
     torch.manual_seed(0)
     ckpt = save_checkpoint({"state_dict": MODELS.build(model_cfg).state_dict()}, tmp_path / "tiny.pth")
     config = tmp_path / "tiny_raydn.py"

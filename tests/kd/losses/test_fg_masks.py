@@ -1,6 +1,8 @@
 """GT boxes -> per-camera foreground / background masks of feature maps."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -10,19 +12,15 @@ from projects.mmdet3d_plugin.kd.losses.fg_masks import (
     foreground_background_masks,
     project_boxes_to_images,
 )
+from tests.fixtures.batches import camera
 
 IMAGE = (80, 100)  # (H, W) pixels
 FEAT = (8, 10)  # (h, w) cells: stride 10
 
 
-def _lidar2img(forward: float) -> torch.Tensor:
-    """(4, 4) pinhole camera at the origin looking along ``forward`` * +x (f=100, c=(50, 40))."""
-    intrinsic = torch.tensor([[100.0, 0, 50, 0], [0, 100, 40, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
-    # camera x = right, y = down, z = forward; LiDAR z is up.
-    lidar2cam = torch.tensor(
-        [[0.0, -forward, 0, 0], [0, 0, -1, 0], [forward, 0, 0, 0], [0, 0, 0, 1]]
-    )
-    return intrinsic @ lidar2cam
+def _lidar2img(yaw: float) -> torch.Tensor:
+    """(4, 4) pinhole camera at the origin looking along ``yaw`` (f=100, c=(50, 40))."""
+    return camera(yaw, IMAGE, focal=100.0)[0]
 
 
 def _box(x: float, y: float, z: float, l: float, w: float, h: float) -> list[float]:
@@ -32,7 +30,7 @@ def _box(x: float, y: float, z: float, l: float, w: float, h: float) -> list[flo
 def test_cube_in_front_projects_to_its_near_face() -> None:
     # Near face at depth 9, lateral / vertical extent +-1 -> 100 / 9 pixels around the centre.
     boxes = torch.tensor([_box(10, 0, 0, 2, 2, 2)])
-    rects, visible = project_boxes_to_images(boxes, _lidar2img(1.0)[None], IMAGE)
+    rects, visible = project_boxes_to_images(boxes, _lidar2img(0.0)[None], IMAGE)
     half = 100.0 / 9.0
     torch.testing.assert_close(rects[0, 0], torch.tensor([50 - half, 40 - half, 50 + half, 40 + half]))
     assert visible.tolist() == [[True]]
@@ -41,7 +39,7 @@ def test_cube_in_front_projects_to_its_near_face() -> None:
 def test_known_box_lands_on_the_right_cells() -> None:
     # Rectangle (38.9, 28.9)-(61.1, 51.1) px -> cells cols 3..6, rows 2..5 (16 cells).
     boxes = [torch.tensor([_box(10, 0, 0, 2, 2, 2)])]
-    fg, bg = foreground_background_masks(boxes, _lidar2img(1.0)[None, None], [IMAGE], FEAT)
+    fg, bg = foreground_background_masks(boxes, _lidar2img(0.0)[None, None], [IMAGE], FEAT)
     expected = torch.zeros(1, *FEAT)
     expected[0, 2:6, 3:7] = 1.0 / 16
     torch.testing.assert_close(fg, expected)
@@ -55,16 +53,16 @@ def test_box_crossing_the_near_plane_uses_edge_crossings() -> None:
     # The visible part reaches the near plane, so it spans the image's left edge and full
     # height; its right edge is the far face's inner side: u = 50 - 100 * 0.5 / 5 = 40.
     boxes = torch.tensor([_box(2, 1, 0, 6, 1, 2)])
-    rects, visible = project_boxes_to_images(boxes, _lidar2img(1.0)[None], IMAGE)
+    rects, visible = project_boxes_to_images(boxes, _lidar2img(0.0)[None], IMAGE)
     torch.testing.assert_close(rects[0, 0], torch.tensor([0.0, 0.0, 40.0, 80.0]))
     assert visible.item()
 
 
 def test_box_behind_or_outside_the_image_is_dropped() -> None:
     boxes = torch.tensor([_box(-10, 0, 0, 2, 2, 2), _box(10, 40, 0, 2, 2, 2)])
-    _, visible = project_boxes_to_images(boxes, _lidar2img(1.0)[None], IMAGE)
+    _, visible = project_boxes_to_images(boxes, _lidar2img(0.0)[None], IMAGE)
     assert visible.tolist() == [[False, False]]
-    fg, bg = foreground_background_masks([boxes], _lidar2img(1.0)[None, None], [IMAGE], FEAT)
+    fg, bg = foreground_background_masks([boxes], _lidar2img(0.0)[None, None], [IMAGE], FEAT)
     assert fg.abs().sum().item() == 0.0
     torch.testing.assert_close(bg, torch.full((1, *FEAT), 1.0 / 80))
 
@@ -87,7 +85,7 @@ def test_cells_are_those_overlapped_with_positive_area() -> None:
 
 
 def test_camera_order_and_empty_samples() -> None:
-    lidar2img = torch.stack((_lidar2img(1.0), _lidar2img(-1.0)))[None].repeat(2, 1, 1, 1)
+    lidar2img = torch.stack((_lidar2img(0.0), _lidar2img(math.pi)))[None].repeat(2, 1, 1, 1)
     boxes = [torch.zeros(0, 9), torch.tensor([_box(-10, 0, 0, 2, 2, 2)])]
     fg, bg = foreground_background_masks(boxes, lidar2img, [IMAGE, IMAGE], FEAT)
     assert fg.shape == (4, *FEAT) and bg.shape == (4, *FEAT)

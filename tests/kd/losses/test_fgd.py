@@ -1,12 +1,15 @@
 """FGDLoss: exact terms on constant features, minimum, attention, gradients, shapes."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from projects.mmdet3d_plugin.kd.losses.fgd import FGDLoss, spatial_channel_attention
 from projects.mmdet3d_plugin.registry import MODELS
+from tests.fixtures.batches import cameras
 
 IMAGE = (80, 100)
 FEAT = (8, 10)
@@ -14,11 +17,7 @@ FEAT = (8, 10)
 
 def _lidar2img() -> torch.Tensor:
     """(1, 2, 4, 4): two pinhole cameras at the origin, looking along +x and along -x."""
-    intrinsic = torch.tensor([[100.0, 0, 50, 0], [0, 100, 40, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
-    cams = [
-        torch.tensor([[0.0, -s, 0, 0], [0, 0, -1, 0], [s, 0, 0, 0], [0, 0, 0, 1]]) for s in (1.0, -1.0)
-    ]
-    return torch.stack([intrinsic @ cam for cam in cams])[None]
+    return cameras([0.0, math.pi], IMAGE, focal=100.0)[0][None]
 
 
 # A 2 m cube 10 m ahead: 16 foreground cells in camera 0, nothing in camera 1.

@@ -7,61 +7,27 @@ import pytest
 import torch
 
 from projects.mmdet3d_plugin.registry import MODELS
+from tests.fixtures.batches import geometry_batch, ring_yaws
+from tests.fixtures.tiny_models import tiny_streampetr, without_randomness
 
-DIMS, QUERIES, PROPAGATED = 32, 20, 4
-B, N, H, W = 2, 2, 64, 176
-PC_RANGE = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
-LAYER = dict(type='PETRTemporalDecoderLayer', attn_cfgs=[
-    dict(type='MultiheadAttention', embed_dims=DIMS, num_heads=4, dropout=0.1),
-    dict(type='PETRMultiheadFlashAttention', embed_dims=DIMS, num_heads=4, dropout=0.1)],
-    feedforward_channels=64, ffn_dropout=0.1, with_cp=True,
-    operation_order=('self_attn', 'norm', 'cross_attn', 'norm', 'ffn', 'norm'))
+QUERIES = 20
+B, N = 2, 2
 MODEL = dict(
-    type='Petr3D', use_grid_mask=True, num_frame_head_grads=1, num_frame_backbone_grads=1,
+    tiny_streampetr(num_query=QUERIES), num_frame_head_grads=1, num_frame_backbone_grads=1,
     num_frame_losses=1,
-    img_backbone=dict(type='ResNet', depth=18, num_stages=4, out_indices=(2, 3), frozen_stages=-1,
-                      norm_cfg=dict(type='BN2d', requires_grad=False), norm_eval=True,
-                      with_cp=False, style='pytorch'),
-    img_neck=dict(type='CPFPN', in_channels=[256, 512], out_channels=DIMS, num_outs=2),
-    img_roi_head=dict(type='FocalHead', num_classes=10, in_channels=DIMS, train_cfg=dict(
+    img_roi_head=dict(type='FocalHead', num_classes=10, in_channels=32, train_cfg=dict(
         assigner2d=dict(type='HungarianAssigner2D', cls_cost=dict(type='FocalLossCost', weight=2.),
                         reg_cost=dict(type='BBoxL1Cost', weight=5.0, box_format='xywh'),
                         iou_cost=dict(type='IoUCost', iou_mode='giou', weight=2.0),
-                        centers2d_cost=dict(type='BBox3DL1Cost', weight=10.0)))),
-    pts_bbox_head=dict(
-        type='StreamPETRHead', num_classes=10, in_channels=DIMS, embed_dims=DIMS, num_query=QUERIES,
-        memory_len=16, topk_proposals=4, num_propagated=PROPAGATED, scalar=2, noise_scale=1.0,
-        split=0.75, LID=True, with_position=True, match_with_velo=False,
-        position_range=[-61.2, -61.2, -10.0, 61.2, 61.2, 10.0],
-        code_weights=[2.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
-        transformer=dict(type='PETRTemporalTransformer', decoder=dict(
-            type='PETRTransformerDecoder', return_intermediate=True, num_layers=2,
-            transformerlayers=LAYER)),
-        bbox_coder=dict(type='NMSFreeCoder', post_center_range=[-61.2, -61.2, -10.0, 61.2, 61.2, 10.0],
-                        pc_range=PC_RANGE, max_num=30, voxel_size=[0.2, 0.2, 8], num_classes=10),
-        loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=2.0),
-        loss_bbox=dict(type='L1Loss', loss_weight=0.25), loss_iou=dict(type='GIoULoss', loss_weight=0.0)),
-    train_cfg=dict(pts=dict(grid_size=[512, 512, 1], voxel_size=[0.2, 0.2, 8],
-                            point_cloud_range=PC_RANGE, out_size_factor=4, assigner=dict(
-        type='HungarianAssigner3D', cls_cost=dict(type='FocalLossCost', weight=2.0),
-        reg_cost=dict(type='BBox3DL1Cost', weight=0.25), iou_cost=dict(type='IoUCost', weight=0.0),
-        pc_range=PC_RANGE))))
+                        centers2d_cost=dict(type='BBox3DL1Cost', weight=10.0)))))
+MODEL['img_backbone']['with_cp'] = False
 
 
 def make_batch(prev_exists=(False, False), time: float = 0.0, counts=(3, 0)) -> dict:
-    """A batch following docs/data_contract.md (two cameras looking forward / backward)."""
+    """A contract batch (two cameras looking forward / backward, f = 100 px) with ``counts[b]``
+    random GT boxes in sample b."""
     g = torch.Generator().manual_seed(0)
-    intrinsics = torch.eye(4).repeat(B, N, 1, 1)
-    intrinsics[..., 0, 0] = intrinsics[..., 1, 1] = 100.0
-    intrinsics[..., 0, 2], intrinsics[..., 1, 2] = W / 2, H / 2
-    axes = torch.tensor([[0.0, -1, 0, 0], [0, 0, -1, 0], [1, 0, 0, 0], [0, 0, 0, 1]])
-    extrinsics = torch.stack([axes, axes @ torch.diag(torch.tensor([-1.0, -1.0, 1.0, 1.0]))])
-    extrinsics = extrinsics.expand(B, N, 4, 4)
-    batch = dict(img=torch.randn(B, N, 3, H, W, generator=g), lidar2img=intrinsics @ extrinsics,
-                 intrinsics=intrinsics, extrinsics=extrinsics, ego_pose=torch.eye(4).repeat(B, 1, 1),
-                 ego_pose_inv=torch.eye(4).repeat(B, 1, 1),
-                 timestamp=torch.full((B,), time, dtype=torch.float64),
-                 prev_exists=torch.tensor(prev_exists), img_shape=[(H, W)] * B, pad_shape=[(H, W)] * B)
+    batch = geometry_batch(B, ring_yaws(N), focal=100.0, prev_exists=prev_exists, t=time, generator=g)
     gt = dict(gt_bboxes_3d=[], gt_labels_3d=[], gt_bboxes=[], gt_labels=[], centers2d=[], depths=[])
     for m in counts:
         xyz = torch.rand(m, 3, generator=g) * torch.tensor([20.0, 10.0, 2.0]) + torch.tensor([5.0, -5.0, -1.0])
@@ -166,12 +132,7 @@ def test_bad_mode_and_missing_keys_raise(model) -> None:
 # ---------------------------------------------------------------- label-scarce training
 def deterministic_model() -> torch.nn.Module:
     """The tiny model without dropout and grid mask: its losses depend only on the seed."""
-    cfg = copy.deepcopy(MODEL)
-    cfg['use_grid_mask'] = False
-    layer = cfg['pts_bbox_head']['transformer']['decoder']['transformerlayers']
-    for attn in layer['attn_cfgs']:
-        attn['dropout'] = 0.0
-    layer['ffn_dropout'] = 0.0
+    cfg = without_randomness(copy.deepcopy(MODEL))
     torch.manual_seed(0)
     return MODELS.build(cfg).train()
 

@@ -2,98 +2,31 @@
 from __future__ import annotations
 
 import copy
-import math
 
 import pytest
 import torch
 
 from projects.mmdet3d_plugin.registry import MODELS
+from tests.fixtures.batches import contract_batch
+from tests.fixtures.tiny_models import tiny_raydn, without_randomness
 
 EMBED = 32
-IMG_H, IMG_W = 64, 176
-PC_RANGE = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
 
 
 def tiny_model_cfg(num_cams: int = 2, with_roi_head: bool = True) -> dict:
-    """A RayDN config shrunk to embed_dims 32, 2 layers, 8 queries, ResNet18 + FPN."""
-    layer = dict(
-        type="Detr3DTemporalDecoderLayer", batch_first=True,
-        attn_cfgs=[dict(type="MultiheadAttention", embed_dims=EMBED, num_heads=4, dropout=0.1),
-                   dict(type="DeformableFeatureAggregationCuda", embed_dims=EMBED, num_groups=4,
-                        num_levels=4, num_cams=num_cams, dropout=0.1, num_pts=13, bias=2.0)],
-        ffn_cfgs=dict(type="FFN", feedforward_channels=64, num_fcs=2, ffn_drop=0.0,
-                      act_cfg=dict(type="ReLU", inplace=True)),
-        feedforward_channels=2048, ffn_dropout=0.1, with_cp=True,
-        operation_order=("self_attn", "norm", "cross_attn", "norm", "ffn", "norm"))
-    head = dict(
-        type="RayDNHead", num_classes=10, in_channels=EMBED, embed_dims=EMBED, num_query=8,
-        memory_len=12, topk_proposals=4, num_propagated=4, scalar=2, noise_scale=1.0, dn_weight=1.0,
-        split=0.75, with_dn=True, raydn_group=1, raydn_num=5, raydn_alpha=8, raydn_beta=2,
-        raydn_radius=3, with_ego_pos=True, match_with_velo=False,
-        code_weights=[2.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
-        transformer=dict(type="Detr3DTransformer", decoder=dict(
-            type="Detr3DTransformerDecoder", embed_dims=EMBED, num_layers=2, transformerlayers=layer)),
-        bbox_coder=dict(type="NMSFreeCoder", post_center_range=[-61.2, -61.2, -10.0, 61.2, 61.2, 10.0],
-                        pc_range=PC_RANGE, max_num=20, voxel_size=[0.2, 0.2, 8], num_classes=10),
-        loss_cls=dict(type="FocalLoss", use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=2.0),
-        loss_bbox=dict(type="L1Loss", loss_weight=0.25),
-        loss_iou=dict(type="GIoULoss", loss_weight=0.0))
+    """The tiny RayDN (embed_dims 32, 2 layers, 8 queries, ResNet18 + FPN) with a YOLOX 2D head."""
     roi_head = dict(
         type="YOLOXHeadCustom", num_classes=10, in_channels=EMBED, feat_channels=EMBED,
         strides=[8, 16, 32, 64],
         train_cfg=dict(assigner=dict(type="SimOTAAssigner", center_radius=2.5)),
         test_cfg=dict(score_thr=0.01, nms=dict(type="nms", iou_threshold=0.65)))
-    return dict(
-        type="RepDetr3D", num_frame_head_grads=1, num_frame_backbone_grads=1, num_frame_losses=1,
-        use_grid_mask=True, stride=[8, 16, 32, 64], position_level=[0, 1, 2, 3],
-        img_backbone=dict(type="ResNet", depth=18, num_stages=4, out_indices=(0, 1, 2, 3),
-                          frozen_stages=-1, norm_cfg=dict(type="BN2d", requires_grad=False),
-                          norm_eval=True, with_cp=True, style="pytorch"),
-        img_neck=dict(type="FPN", start_level=1, add_extra_convs="on_output", relu_before_extra_convs=True,
-                      in_channels=[64, 128, 256, 512], out_channels=EMBED, num_outs=4),
-        img_roi_head=roi_head if with_roi_head else None,
-        pts_bbox_head=head,
-        train_cfg=dict(pts=dict(
-            grid_size=[512, 512, 1], voxel_size=[0.2, 0.2, 8], point_cloud_range=PC_RANGE,
-            out_size_factor=4,
-            assigner=dict(type="HungarianAssigner3D", cls_cost=dict(type="FocalLossCost", weight=2.0),
-                          reg_cost=dict(type="BBox3DL1Cost", weight=0.25),
-                          iou_cost=dict(type="IoUCost", weight=0.0), pc_range=PC_RANGE))))
-
-
-def _camera(yaw: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """lidar2img, intrinsics, extrinsics (4, 4) of a camera at the origin looking along yaw."""
-    intrinsics = torch.eye(4)
-    intrinsics[:3, :3] = torch.tensor([[80.0, 0.0, IMG_W / 2], [0.0, 80.0, IMG_H / 2], [0.0, 0.0, 1.0]])
-    forward = torch.tensor([math.cos(yaw), math.sin(yaw), 0.0])
-    right = torch.tensor([math.sin(yaw), -math.cos(yaw), 0.0])
-    extrinsics = torch.eye(4)
-    extrinsics[:3, :3] = torch.stack([right, torch.tensor([0.0, 0.0, -1.0]), forward])
-    return intrinsics @ extrinsics, intrinsics, extrinsics
+    return dict(tiny_raydn(num_cams), num_frame_head_grads=1, num_frame_backbone_grads=1, num_frame_losses=1,
+                img_roi_head=roi_head if with_roi_head else None)
 
 
 def make_batch(batch: int = 2, num_cams: int = 2, prev_exists: bool = False, t: float = 0.0) -> dict:
-    """A contract-shaped batch with GT in front of camera 0."""
-    gen = torch.Generator().manual_seed(int(t * 10))
-    cams = [_camera(2 * math.pi * n / num_cams) for n in range(num_cams)]
-    stack = [torch.stack([c[i] for c in cams]).unsqueeze(0).repeat(batch, 1, 1, 1) for i in range(3)]
-    boxes = torch.tensor([[15.0, 1.0, 0.0, 4.0, 2.0, 1.5, 0.2, 1.0, 0.0],
-                          [22.0, -3.0, 0.5, 0.8, 0.7, 1.7, 1.0, 0.0, 0.5]])
-    gt_2d = [torch.tensor([[60.0, 20.0, 110.0, 45.0]]) for _ in range(num_cams)]
-    return dict(
-        img=torch.randn(batch, num_cams, 3, IMG_H, IMG_W, generator=gen),
-        lidar2img=stack[0], intrinsics=stack[1], extrinsics=stack[2],
-        ego_pose=torch.eye(4).repeat(batch, 1, 1), ego_pose_inv=torch.eye(4).repeat(batch, 1, 1),
-        timestamp=torch.full((batch,), t, dtype=torch.float64),
-        prev_exists=torch.full((batch,), prev_exists, dtype=torch.bool),
-        img_shape=[(IMG_H, IMG_W)] * batch, pad_shape=[(IMG_H, IMG_W)] * batch,
-        gt_bboxes_3d=[boxes.clone() for _ in range(batch - 1)] + [torch.zeros(0, 9)],
-        gt_labels_3d=[torch.tensor([0, 8]) for _ in range(batch - 1)] + [torch.zeros(0, dtype=torch.long)],
-        gt_bboxes=[[b.clone() for b in gt_2d] for _ in range(batch)],
-        gt_labels=[[torch.tensor([0]) for _ in range(num_cams)] for _ in range(batch)],
-        centers2d=[[torch.tensor([[85.0, 32.0]]) for _ in range(num_cams)] for _ in range(batch)],
-        depths=[[torch.tensor([15.0]) for _ in range(num_cams)] for _ in range(batch)],
-    )
+    """A contract batch with GT in front of camera 0 in all samples but the last, images seeded by ``t``."""
+    return contract_batch(batch, num_cams, prev_exists, t, seed=int(t * 10), labelled_samples=batch - 1)
 
 
 @pytest.fixture(scope="module")
@@ -180,12 +113,7 @@ def test_unsupported_arguments_raise():
 # ---------------------------------------------------------------- label-scarce training
 def deterministic_model() -> torch.nn.Module:
     """The tiny model without dropout and grid mask: its losses depend only on the seed."""
-    cfg = tiny_model_cfg()
-    cfg["use_grid_mask"] = False
-    layer = cfg["pts_bbox_head"]["transformer"]["decoder"]["transformerlayers"]
-    for attn in layer["attn_cfgs"]:
-        attn["dropout"] = 0.0
-    layer["ffn_dropout"] = 0.0
+    cfg = without_randomness(tiny_model_cfg())
     torch.manual_seed(0)
     return MODELS.build(cfg).train()
 

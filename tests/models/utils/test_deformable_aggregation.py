@@ -11,6 +11,7 @@ from projects.mmdet3d_plugin.models.utils.deformable_aggregation import (
     project_points,
 )
 from projects.mmdet3d_plugin.registry import MODELS
+from tests.fixtures.batches import cameras, ring_yaws
 
 PC_RANGE = torch.tensor([-51.2, -51.2, -5.0, 51.2, 51.2, 3.0])
 IMAGE_SIZE = (32, 48)
@@ -18,19 +19,8 @@ SPATIAL_SHAPES = [(8, 12), (4, 6)]
 
 
 def _lidar2img(num_cams: int) -> torch.Tensor:
-    """(N, 4, 4) pinhole cameras at the origin looking outwards at yaw 2πn/N."""
-    mats = []
-    intrinsic = torch.tensor([[20.0, 0.0, 24.0, 0.0], [0.0, 20.0, 16.0, 0.0],
-                              [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
-    for n in range(num_cams):
-        yaw = 2 * math.pi * n / num_cams
-        forward = torch.tensor([math.cos(yaw), math.sin(yaw), 0.0])
-        right = torch.tensor([math.sin(yaw), -math.cos(yaw), 0.0])
-        down = torch.tensor([0.0, 0.0, -1.0])
-        extrinsic = torch.eye(4)
-        extrinsic[:3, :3] = torch.stack([right, down, forward])
-        mats.append(intrinsic @ extrinsic)
-    return torch.stack(mats)
+    """(N, 4, 4) pinhole cameras (f = 20 px) at the origin looking outwards at yaw 2πn/N."""
+    return cameras(ring_yaws(num_cams), IMAGE_SIZE, focal=20.0)[0]
 
 
 def _bilinear(value: torch.Tensor, u: float, v: float) -> torch.Tensor:

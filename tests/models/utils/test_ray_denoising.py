@@ -12,28 +12,17 @@ from projects.mmdet3d_plugin.models.utils.ray_denoising import (
     ray_steps,
     shift_along_camera_rays,
 )
+from tests.fixtures.batches import cameras
 
 PC_RANGE = torch.tensor([-51.2, -51.2, -5.0, 51.2, 51.2, 3.0])
 PAD_SHAPE = (64, 176)
 
 
-def _camera(yaw: float) -> torch.Tensor:
-    """(4, 4) lidar2img of a pinhole camera at (0.5, 0, 1.5) looking along yaw."""
-    intrinsic = torch.tensor([[80.0, 0.0, 88.0, 0.0], [0.0, 80.0, 32.0, 0.0],
-                              [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
-    forward = torch.tensor([math.cos(yaw), math.sin(yaw), 0.0])
-    right = torch.tensor([math.sin(yaw), -math.cos(yaw), 0.0])
-    rot = torch.stack([right, torch.tensor([0.0, 0.0, -1.0]), forward])
-    extrinsic = torch.eye(4)
-    extrinsic[:3, :3] = rot
-    extrinsic[:3, 3] = -rot @ torch.tensor([0.5, 0.0, 1.5])
-    return intrinsic @ extrinsic
-
-
 def _lidar2img(batch: int = 2) -> torch.Tensor:
-    """(B, 3, 4, 4): front, front-left (overlapping the front) and back cameras."""
-    cams = torch.stack([_camera(0.0), _camera(0.6), _camera(math.pi)])
-    return cams.unsqueeze(0).repeat(batch, 1, 1, 1)
+    """(B, 3, 4, 4): front, front-left (overlapping the front) and back pinhole cameras (f = 80 px)
+    at (0.5, 0, 1.5)."""
+    lidar2img, _, _ = cameras([0.0, 0.6, math.pi], PAD_SHAPE, position=(0.5, 0.0, 1.5))
+    return lidar2img.unsqueeze(0).repeat(batch, 1, 1, 1)
 
 
 def test_ray_steps_one_positive_of_smallest_magnitude():
