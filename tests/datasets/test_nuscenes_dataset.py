@@ -172,6 +172,22 @@ def test_bad_configs_raise(synthetic_world: Path, synthetic_infos: dict[str, Pat
         CustomNuScenesDataset(ann_file=ann_file, seq_splitnum=2)
 
 
+def test_collect_keys_are_contract_keys_every_sample_carries(synthetic_world: Path,
+                                                             synthetic_infos: dict[str, Path]) -> None:
+    ann_file = synthetic_infos["train"]
+    with pytest.raises(KeyError, match=r"'lidar2imgs'.*close matches: \['lidar2img'\].*allowed: .*'img_metas'"):
+        CustomNuScenesDataset(ann_file=ann_file, collect_keys=["img", "lidar2imgs"])
+    with pytest.raises(TypeError, match="not the string"):
+        CustomNuScenesDataset(ann_file=ann_file, collect_keys="img")
+    loads = [dict(type="LoadMultiViewImageFromFiles", to_float32=True),
+             dict(type="PadMultiViewImage", size_divisor=32), dict(type="Collect3D", keys=["img"])]
+    data = CustomNuScenesDataset(ann_file=ann_file, data_root=synthetic_world, pipeline=loads,
+                                 collect_keys=["img", "img_metas", "lidar2img"])
+    assert data.collect_keys == ("img", "img_shape", "pad_shape", "sample_idx", "scene_token", "lidar2img")
+    with pytest.raises(KeyError, match=r"CustomNuScenesDataset collect_keys needs batch keys \['lidar2img'\]"):
+        data[0]
+
+
 def test_pipeline_and_collate_give_the_contract_batch(synthetic_world: Path, synthetic_infos: dict[str, Path]) -> None:
     keys = ["lidar2img", "intrinsics", "extrinsics", "timestamp", "img_timestamp", "ego_pose", "ego_pose_inv"]
     pipeline = [

@@ -49,6 +49,21 @@ def test_free_variables_pass_and_upstream_keys_are_named_as_ignored(caplog):
     assert "num_gpus" not in warned[0]
 
 
+@pytest.mark.parametrize("section, key", [("log_config", "by_epoch"), ("evaluation", "save_best"),
+                                          ("checkpoint_config", "out_dir")])
+def test_section_key_nothing_reads_is_refused_by_name(section, key):
+    with pytest.raises(KeyError, match=rf"'{section}\.{key}'"):
+        parse_runtime(_runtime(**{section: dict(interval=1, **{key: True})}))
+
+
+def test_upstream_key_warns_once_per_check(caplog):
+    cfg = _runtime(file_client_args=dict(backend="disk"), log_config=dict(interval=5, hooks=[]))
+    with caplog.at_level(logging.WARNING):
+        parse_runtime(cfg)
+    warned = [r.getMessage() for r in caplog.records if "no effect" in r.getMessage()]
+    assert len(warned) == 1 and "file_client_args" in warned[0] and "log_config.hooks" in warned[0]
+
+
 @pytest.mark.parametrize("config", SHIPPED, ids=lambda p: str(p.relative_to(REPO)))
 def test_every_shipped_config_passes_the_key_check(config):
     cfg = Config.fromfile(str(config))

@@ -13,95 +13,43 @@ max_iters = 1000
 # The generated world (tools/create_synthetic_nuscenes.py, v1.0-mini layout, 800x450 images)
 # at 6 x 96 x 256: images resized by ~0.34 and the bottom 96 rows kept (the horizon and
 # everything below it), the nuScenes crop (1600x900 -> 704x256) at about 0.36 of its size.
-point_cloud_range = _base_.point_cloud_range
-class_names = _base_.class_names
-img_norm_cfg = _base_.img_norm_cfg
-collect_keys = _base_.collect_keys
-dataset_type = _base_.dataset_type
 data_root = 'data/synthetic/'
 world_version = 'v1.0-mini'
-input_modality = _base_.input_modality
+ida_aug_conf = dict(_base_.ida_aug_conf, resize_lim=(0.32, 0.36), final_dim=(96, 256), H=450, W=800)
 
-ida_aug_conf = {
-    'resize_lim': (0.32, 0.36),
-    'final_dim': (96, 256),
-    'bot_pct_lim': (0.0, 0.0),
-    'rot_lim': (0.0, 0.0),
-    'H': 450,
-    'W': 800,
-    'rand_flip': True,
-}
-train_pipeline = [
-    dict(type='LoadMultiViewImageFromFiles', to_float32=True),
-    dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True, with_bbox=True,
-         with_label=True, with_bbox_depth=True),
-    dict(type='ObjectRangeFilter', point_cloud_range=point_cloud_range),
-    dict(type='ObjectNameFilter', classes=class_names),
-    dict(type='ResizeCropFlipRotImage', data_aug_conf=ida_aug_conf, training=True),
-    dict(type='GlobalRotScaleTransImage', rot_range=[-0.3925, 0.3925],
-         translation_std=[0, 0, 0], scale_ratio_range=[0.95, 1.05], reverse_angle=True,
-         training=True),
-    dict(type='NormalizeMultiviewImage', **img_norm_cfg),
-    dict(type='PadMultiViewImage', size_divisor=32),
-    dict(type='PETRFormatBundle3D', class_names=class_names,
-         collect_keys=collect_keys + ['prev_exists']),
-    dict(type='Collect3D',
-         keys=['gt_bboxes_3d', 'gt_labels_3d', 'img', 'gt_bboxes', 'gt_labels', 'centers2d',
-               'depths', 'prev_exists'] + collect_keys,
-         meta_keys=('img_shape', 'pad_shape', 'scene_token')),
-]
-test_pipeline = [
-    dict(type='LoadMultiViewImageFromFiles', to_float32=True),
-    dict(type='ResizeCropFlipRotImage', data_aug_conf=ida_aug_conf, training=False),
-    dict(type='NormalizeMultiviewImage', **img_norm_cfg),
-    dict(type='PadMultiViewImage', size_divisor=32),
-    dict(type='MultiScaleFlipAug3D', img_scale=(1333, 800), pts_scale_ratio=1, flip=False,
-         transforms=[
-             dict(type='PETRFormatBundle3D', collect_keys=collect_keys,
-                  class_names=class_names, with_label=False),
-             dict(type='Collect3D', keys=['img'] + collect_keys,
-                  meta_keys=('img_shape', 'pad_shape', 'scene_token')),
-         ]),
-]
+
+# The base's pipelines hold the nuScenes ida_aug_conf (mmengine substitutes it when the base
+# is read), so overriding ida_aug_conf alone would not reach them: they are rebuilt here
+# step by step. Functions are not config keys (mmengine drops them).
+def at_world_size(step):
+    """A step of the nuScenes pipelines at this image size, collecting the contract's meta keys."""
+    if step['type'] == 'ResizeCropFlipRotImage':
+        return dict(step, data_aug_conf=ida_aug_conf)
+    if step['type'] == 'Collect3D':
+        return dict(step, meta_keys=('img_shape', 'pad_shape', 'scene_token'))
+    if 'transforms' in step:
+        return dict(step, transforms=[at_world_size(inner) for inner in step['transforms']])
+    return step
+
+
+# The nuScenes splits' streaming keys (queue_length, collect_keys, ...) are not the world's:
+# each split is replaced (_delete_), so it is written whole.
+def world_split(split, **options):
+    """A split of the generated world in the nuScenes info layout."""
+    return dict(_delete_=True, type=_base_.dataset_type, data_root=data_root,
+                ann_file=f'{data_root}nuscenes2d_temporal_infos_{split}.pkl', version=world_version,
+                classes=_base_.class_names, modality=_base_.input_modality, **options)
+
+
+train_pipeline = [at_world_size(step) for step in _base_.train_pipeline]
+test_pipeline = [at_world_size(step) for step in _base_.test_pipeline]
 data = dict(
     samples_per_gpu=batch_size,
     workers_per_gpu=1,
-    train=dict(
-        _delete_=True,
-        type=dataset_type,
-        data_root=data_root,
-        ann_file=data_root + 'nuscenes2d_temporal_infos_train.pkl',
-        version=world_version,
-        seq_split_num=2,
-        seq_mode=True,
-        pipeline=train_pipeline,
-        classes=class_names,
-        modality=input_modality,
-        test_mode=False,
-        use_valid_flag=True,
-        box_type_3d='LiDAR'),
-    val=dict(
-        _delete_=True,
-        type=dataset_type,
-        data_root=data_root,
-        ann_file=data_root + 'nuscenes2d_temporal_infos_val.pkl',
-        version=world_version,
-        pipeline=test_pipeline,
-        classes=class_names,
-        modality=input_modality,
-        test_mode=True),
-    test=dict(
-        _delete_=True,
-        type=dataset_type,
-        data_root=data_root,
-        ann_file=data_root + 'nuscenes2d_temporal_infos_val.pkl',
-        version=world_version,
-        pipeline=test_pipeline,
-        classes=class_names,
-        modality=input_modality,
-        test_mode=True),
-    shuffler_sampler=dict(type='InfiniteGroupEachSampleInBatchSampler'),
-    nonshuffler_sampler=dict(type='DistributedSampler'))
+    train=world_split('train', seq_split_num=2, seq_mode=True, pipeline=train_pipeline,
+                      test_mode=False, use_valid_flag=True, box_type_3d='LiDAR'),
+    val=world_split('val', pipeline=test_pipeline, test_mode=True),
+    test=world_split('val', pipeline=test_pipeline, test_mode=True))
 
 model = dict(
     img_backbone=dict(
@@ -124,6 +72,7 @@ model = dict(
             num_layers=num_layers,
             transformerlayers=dict(
                 with_cp=False,
+                # a list replaces the base's whole (mmengine merges dicts, not list items)
                 attn_cfgs=[
                     dict(type='MultiheadAttention', embed_dims=embed_dims, num_heads=4,
                          dropout=0.1),

@@ -34,6 +34,31 @@ PER_CAMERA_INFO_KEYS: dict[str, str] = dict(
 #: The per-camera matrices the dataset computes from the calibration.
 CAMERA_MATRIX_KEYS = tuple(key for key in batch_contract.keys(batch_contract.GEOMETRY)
                            if batch_contract.spec(key).per_camera)
+#: Upstream configs' name for the meta entries, which the contract sample holds flat.
+UPSTREAM_META_NAME = "img_metas"
+#: What ``collect_keys`` may name: the keys a sample can carry, and ``img_metas``.
+COLLECTABLE_KEYS = batch_contract.keys(*batch_contract.SAMPLE_GROUPS, batch_contract.UPSTREAM_EXTRAS) + (
+    UPSTREAM_META_NAME,)
+
+
+def sample_keys_of(collect_keys: Sequence[str]) -> tuple[str, ...]:
+    """The contract keys every sample must carry for ``collect_keys`` (``img_metas``: the meta keys).
+
+    Raises:
+        KeyError: naming a key that is not in :data:`COLLECTABLE_KEYS`, and those keys.
+    """
+    if isinstance(collect_keys, str):
+        raise TypeError(f"collect_keys must be a list of key names, not the string {collect_keys!r}")
+    for key in collect_keys:
+        if key not in COLLECTABLE_KEYS:
+            close = difflib.get_close_matches(key, COLLECTABLE_KEYS, n=3)
+            raise KeyError(f"CustomNuScenesDataset collect_keys: {key!r} is not a sample key of the batch "
+                           f"contract (core/batch_contract.py); close matches: {close}; allowed: "
+                           f"{list(COLLECTABLE_KEYS)}")
+    named = [batch_contract.keys(batch_contract.META) if key == UPSTREAM_META_NAME else (key,)
+             for key in collect_keys]
+    return tuple(dict.fromkeys(key for keys in named for key in keys))
+
 
 def read_info_file(ann_file: str | Path) -> tuple[list[dict], dict]:
     """The raw infos and the metadata of a temporal info file (ours or StreamPETR's).
@@ -124,8 +149,9 @@ class CustomNuScenesDataset(Dataset):
             boxes with at least one LiDAR point (mmdet3d's rule).
         filter_empty_gt: drop (at load time, so the temporal order stays) the frames without
             any kept box; ignored in ``test_mode``.
-        collect_keys: the keys StreamPETR configs collect; kept as ``self.collect_keys`` for the
-            formatting step.
+        collect_keys: keys every sample must carry after the pipeline (checked by
+            ``__getitem__``): batch contract sample keys, or ``img_metas`` for the meta keys; an
+            unknown key raises at construction (:func:`sample_keys_of`).
         box_type_3d: only ``'LiDAR'``.
         version: expected nuScenes version of the info file (``None``: not checked).
         labelled_fraction: label-scarce training: the share of frames, in ``(0, 1]``, that keep
@@ -173,7 +199,7 @@ class CustomNuScenesDataset(Dataset):
         self.seq_mode = seq_mode
         self.seq_split_num = seq_split_num
         self.use_valid_flag = use_valid_flag
-        self.collect_keys = tuple(collect_keys)
+        self.collect_keys = sample_keys_of(collect_keys)
         self.pipeline = Compose(list(pipeline or []))
         self.infos, self.version = load_infos(ann_file, version)
         if filter_empty_gt and not test_mode:
@@ -337,4 +363,5 @@ class CustomNuScenesDataset(Dataset):
                 f"the pipeline rejected index {index} (a step returned None); streaming datasets keep "
                 f"every frame, so use steps that do not reject samples: {self.pipeline!r}"
             )
+        batch_contract.require(results, self.collect_keys, "CustomNuScenesDataset collect_keys")
         return results

@@ -13,47 +13,19 @@ model = dict(
                  num_levels=4, num_cams=6, dropout=0.0, num_pts=13, bias=2.),
         ])))))
 
-ida_aug_conf = {
-    'resize_lim': (0.44, 0.44),
-    'final_dim': (64, 176),
-    'bot_pct_lim': (0.0, 0.0),
-    'rot_lim': (0.0, 0.0),
-    'H': 225,
-    'W': 400,
-    'rand_flip': False,
-}
-point_cloud_range = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
-class_names = ['car', 'truck', 'construction_vehicle', 'bus', 'trailer', 'barrier',
-               'motorcycle', 'bicycle', 'pedestrian', 'traffic_cone']
-img_norm_cfg = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True)
-collect_keys = ['lidar2img', 'intrinsics', 'extrinsics', 'timestamp', 'img_timestamp',
-                'ego_pose', 'ego_pose_inv']
-train_pipeline = [
-    dict(type='LoadMultiViewImageFromFiles', to_float32=True),
-    dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True, with_bbox=True,
-         with_label=True, with_bbox_depth=True),
-    dict(type='ObjectRangeFilter', point_cloud_range=point_cloud_range),
-    dict(type='ObjectNameFilter', classes=class_names),
-    dict(type='ResizeCropFlipRotImage', data_aug_conf=ida_aug_conf, training=False),
-    dict(type='NormalizeMultiviewImage', **img_norm_cfg),
-    dict(type='PadMultiViewImage', size_divisor=32),
-    dict(type='PETRFormatBundle3D', class_names=class_names,
-         collect_keys=collect_keys + ['prev_exists']),
-    dict(type='Collect3D',
-         keys=['gt_bboxes_3d', 'gt_labels_3d', 'img', 'gt_bboxes', 'gt_labels', 'centers2d',
-               'depths', 'prev_exists'] + collect_keys,
-         meta_keys=('img_shape', 'pad_shape', 'scene_token')),
-]
-test_pipeline = [
-    dict(type='LoadMultiViewImageFromFiles', to_float32=True),
-    dict(type='ResizeCropFlipRotImage', data_aug_conf=ida_aug_conf, training=False),
-    dict(type='NormalizeMultiviewImage', **img_norm_cfg),
-    dict(type='PadMultiViewImage', size_divisor=32),
-    dict(type='PETRFormatBundle3D', collect_keys=collect_keys,
-         class_names=class_names, with_label=False),
-    dict(type='Collect3D', keys=['img'] + collect_keys,
-         meta_keys=('img_shape', 'pad_shape', 'scene_token')),
-]
+ida_aug_conf = dict(_base_.ida_aug_conf, resize_lim=(0.44, 0.44), rand_flip=False)
+
+
+def memorising(step):
+    """A step of the base's pipelines at this config's fixed resize, with no random augmentation."""
+    if step['type'] == 'ResizeCropFlipRotImage':
+        return dict(step, data_aug_conf=ida_aug_conf, training=False)
+    return step
+
+
+train_pipeline = [memorising(step) for step in _base_.train_pipeline
+                  if step['type'] != 'GlobalRotScaleTransImage']
+test_pipeline = [memorising(step) for step in _base_.test_pipeline]
 data = dict(
     train=dict(pipeline=train_pipeline, seq_split_num=1),
     val=dict(pipeline=test_pipeline),

@@ -4,15 +4,7 @@
 _base_ = ['../../../projects/configs/synthetic/raydn_r18_synthetic.py']
 
 embed_dims = 32
-ida_aug_conf = {
-    'resize_lim': (0.42, 0.46),
-    'final_dim': (64, 176),
-    'bot_pct_lim': (0.0, 0.0),
-    'rot_lim': (0.0, 0.0),
-    'H': 225,
-    'W': 400,
-    'rand_flip': True,
-}
+ida_aug_conf = dict(_base_.ida_aug_conf, resize_lim=(0.42, 0.46), final_dim=(64, 176), H=225, W=400)
 model = dict(
     img_backbone=dict(depth=18),
     img_neck=dict(out_channels=embed_dims),
@@ -38,42 +30,18 @@ model = dict(
                 ffn_cfgs=dict(type='FFN', embed_dims=embed_dims, feedforward_channels=64,
                               num_fcs=2, ffn_drop=0.0,
                               act_cfg=dict(type='ReLU', inplace=True)))))))
-# Pipelines are resolved inside the base file, so the new image sizes need new pipelines.
-point_cloud_range = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
-class_names = ['car', 'truck', 'construction_vehicle', 'bus', 'trailer', 'barrier',
-               'motorcycle', 'bicycle', 'pedestrian', 'traffic_cone']
-img_norm_cfg = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True)
-collect_keys = ['lidar2img', 'intrinsics', 'extrinsics', 'timestamp', 'img_timestamp',
-                'ego_pose', 'ego_pose_inv']
-train_pipeline = [
-    dict(type='LoadMultiViewImageFromFiles', to_float32=True),
-    dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True, with_bbox=True,
-         with_label=True, with_bbox_depth=True),
-    dict(type='ObjectRangeFilter', point_cloud_range=point_cloud_range),
-    dict(type='ObjectNameFilter', classes=class_names),
-    dict(type='ResizeCropFlipRotImage', data_aug_conf=ida_aug_conf, training=True),
-    dict(type='GlobalRotScaleTransImage', rot_range=[-0.3925, 0.3925],
-         translation_std=[0, 0, 0], scale_ratio_range=[0.95, 1.05], reverse_angle=True,
-         training=True),
-    dict(type='NormalizeMultiviewImage', **img_norm_cfg),
-    dict(type='PadMultiViewImage', size_divisor=32),
-    dict(type='PETRFormatBundle3D', class_names=class_names,
-         collect_keys=collect_keys + ['prev_exists']),
-    dict(type='Collect3D',
-         keys=['gt_bboxes_3d', 'gt_labels_3d', 'img', 'gt_bboxes', 'gt_labels', 'centers2d',
-               'depths', 'prev_exists'] + collect_keys,
-         meta_keys=('img_shape', 'pad_shape', 'scene_token')),
-]
-test_pipeline = [
-    dict(type='LoadMultiViewImageFromFiles', to_float32=True),
-    dict(type='ResizeCropFlipRotImage', data_aug_conf=ida_aug_conf, training=False),
-    dict(type='NormalizeMultiviewImage', **img_norm_cfg),
-    dict(type='PadMultiViewImage', size_divisor=32),
-    dict(type='PETRFormatBundle3D', collect_keys=collect_keys,
-         class_names=class_names, with_label=False),
-    dict(type='Collect3D', keys=['img'] + collect_keys,
-         meta_keys=('img_shape', 'pad_shape', 'scene_token')),
-]
+
+
+# mmengine substitutes ida_aug_conf into the base's pipelines when it reads the base, so the
+# steps are rebuilt at this size; the test-time wrapper's steps run unwrapped.
+def at_tiny_size(step):
+    """A step of the base's pipelines with this config's ida_aug_conf."""
+    return dict(step, data_aug_conf=ida_aug_conf) if step['type'] == 'ResizeCropFlipRotImage' else step
+
+
+train_pipeline = [at_tiny_size(step) for step in _base_.train_pipeline]
+test_pipeline = [at_tiny_size(inner) for step in _base_.test_pipeline
+                 for inner in step.get('transforms', [step])]
 data = dict(
     samples_per_gpu=1,
     workers_per_gpu=0,

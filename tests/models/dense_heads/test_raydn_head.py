@@ -112,6 +112,22 @@ def test_eval_has_no_denoising_and_predicts(head):
     assert len(results) == 2 and results[0]["boxes_3d"].shape == (10, 9)
 
 
+def test_recordable_points_are_the_values_the_forward_uses(head, record_calls):
+    head.train()
+    head.reset_memory()
+    references, codes = record_calls(head, "query_reference_points"), record_calls(head, "box_codes")
+    gt_boxes, gt_labels = _gt()
+    with torch.no_grad():
+        preds = head(**_inputs(), gt_bboxes_3d=gt_boxes, gt_labels_3d=gt_labels)
+    pad = preds["dn"].pad_size
+    assert len(references) == 1 and references[0][1].shape == (2, pad + 6 + 3, 3)
+    assert torch.equal(references[0][1][:, pad:], preds["reference_points"])
+    assert [args[0] for args, _ in codes] == [0, 1]
+    assert torch.equal(torch.stack([out for _, out in codes]),
+                       torch.cat([preds["dn_bbox_preds"], preds["all_bbox_preds"]], dim=2))
+    assert not hasattr(head, "reference_points_probe") and not hasattr(head, "token_points")
+
+
 def test_saved_constants_and_tied_branches(head):
     state = copy.deepcopy(head.state_dict())
     assert {"code_weights", "match_costs", "pc_range", "pseudo_reference_points.weight"} <= set(state)

@@ -3,14 +3,14 @@ import pytest
 
 from projects.mmdet3d_plugin.models.dense_heads.raydn_head import RayDNHead
 from projects.mmdet3d_plugin.models.dense_heads.set_losses import build_set_losses
+from projects.mmdet3d_plugin.models.dense_heads.sparse_query_head import SparseQueryHead
 from projects.mmdet3d_plugin.models.dense_heads.streampetr_head import StreamPETRHead
-from projects.mmdet3d_plugin.models.dense_heads.temporal_query_head import TemporalQueryHead
 
 
 def test_both_heads_use_the_one_loss_set() -> None:
     for head in (StreamPETRHead, RayDNHead):
-        assert head.loss is TemporalQueryHead.loss
-        assert head._dn_losses is TemporalQueryHead._dn_losses
+        assert head.loss is SparseQueryHead.loss
+        assert head._dn_losses is SparseQueryHead._dn_losses
 
 
 def test_build_set_losses_defaults_and_no_assigner_without_train_cfg() -> None:

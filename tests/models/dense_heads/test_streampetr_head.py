@@ -180,6 +180,24 @@ def test_branches_are_tied_and_copies_must_agree(head) -> None:
         fresh.load_state_dict(state)
 
 
+def test_recordable_points_are_the_values_the_forward_uses(head, record_calls) -> None:
+    head.train()
+    head.reset_memory()
+    tokens, references, codes = (record_calls(head, name) for name in
+                                 ('token_points', 'query_reference_points', 'box_codes'))
+    boxes, labels = gt((3, 0))
+    with torch.no_grad():
+        outs = head(**head_inputs(), gt_bboxes_3d=boxes, gt_labels_3d=labels)
+    pad = outs['dn'].pad_size
+    assert len(tokens) == 1 and tokens[0][1].shape == (B, N * H * W, 64, 3)
+    assert len(references) == 1 and references[0][1].shape == (B, pad + QUERIES + PROPAGATED, 3)
+    assert torch.equal(references[0][1][:, pad:], outs['reference_points'])
+    assert [args[0] for args, _ in codes] == list(range(LAYERS))
+    assert torch.equal(torch.stack([out for _, out in codes]),
+                       torch.cat([outs['dn_bbox_preds'], outs['all_bbox_preds']], dim=2))
+    assert not hasattr(head, 'bbox_preds_probe') and not hasattr(head, 'token_points_probe')
+
+
 def test_unsupported_settings_raise() -> None:
     with pytest.raises(ValueError, match="with_position"):
         MODELS.build(head_cfg(with_position=False))

@@ -226,7 +226,7 @@ def test_unlabelled_sample_with_ground_truth_raises() -> None:
 
 
 def test_first_frame_gradient_at_initialisation_is_not_a_spike():
-    # See temporal_query_head.py: queries without content on a scene's first frame.
+    # See sparse_query_head.py: queries without content on a scene's first frame.
     torch.manual_seed(0)
     model = MODELS.build(copy.deepcopy(MODEL))
     model.train()

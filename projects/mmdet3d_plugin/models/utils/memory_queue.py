@@ -84,6 +84,11 @@ class MemoryQueue:
         """True when no state is held (before the first frame or after :meth:`reset`)."""
         return self.embedding is None
 
+    def normalised_reference_points(self, pc_range: Tensor) -> Tensor:
+        """The held reference points ``(B, L, 3)`` normalised to ``pc_range`` ``(6,)``
+        ``[x0, y0, z0, x1, y1, z1]`` (in the current frame after :meth:`pre_update`)."""
+        return (self.reference_point - pc_range[:3]) / (pc_range[3:] - pc_range[:3])
+
     def _allocate(self, batch_size: int, device: torch.device) -> None:
         """Zero state for ``batch_size`` slots on ``device``."""
         length = self.memory_len

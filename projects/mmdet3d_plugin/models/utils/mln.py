@@ -28,7 +28,7 @@ class MLN(nn.Module):
         beta_bias_std: standard deviation of the initial ``beta`` bias (a shift shared by
             every input); 0 (upstream's initialisation) starts with no shift. An MLN fed
             inputs without content (all zeros) needs a non-zero shift, see
-            :mod:`..dense_heads.temporal_query_head`.
+            :mod:`..dense_heads.sparse_query_head`.
     """
 
     def __init__(self, c_dim: int, f_dim: int = 256, use_ln: bool = True,

@@ -1,0 +1,394 @@
+"""The sparse temporal query head shared by StreamPETR and RayDN.
+
+:class:`SparseQueryHead` owns everything the two papers share: the constructor arguments,
+the set losses and assigner, the box coder, the transformer, the saved constants, the tied
+cls / reg branches, the query and memory encoders, the memory queue and the checkpoint
+checks. One frame: learnable reference points (DN queries first in training) become
+queries; the :class:`~..utils.memory_queue.MemoryQueue`, moved into the current frame (new
+scenes start from the pseudo reference points), supplies ``num_propagated`` extra queries
+and further self-attention keys, aligned with the queries by MLN on ego motion and age;
+the decoder runs; the tied per-layer branches predict boxes around the reference points;
+the ``topk_proposals`` most confident queries are pushed back; decoding is NMS-free.
+
+A subclass supplies what its paper changes: the image tokens (and their position
+encoding), the denoising queries, the camera MLN (:meth:`SparseQueryHead._build_spatial_alignment`),
+layers its tokens need (:meth:`SparseQueryHead._init_image_layers`) and the transformer
+call (:meth:`SparseQueryHead._decode`); its ``forward`` ends in
+:meth:`SparseQueryHead._forward_frame`.
+
+**Queries without content.** The learnable queries' content (``tgt``) is zero, and on a
+frame that starts a scene the memory holds no embedding either, so every token the first
+self-attention sees carries the same content, ``ego_pose_memory``'s shift ``beta(c)``. With
+upstream's initialisation (``beta = 0``) that content is exactly zero: the first post-norm
+LayerNorm then receives a vector of zero variance and multiplies its gradient by
+``1 / sqrt(eps)`` (about 316), again at the next norm. Measured: the first step of a
+from-scratch synthetic R18 had a gradient norm of 5.2e4 (4.1e4 for the R50) against 60-120
+on the next steps, so the global clip at 35 scaled that step's update by 1e-3; at the
+initial weights this repeats on every frame that starts a scene. Upstream's code has the
+same forward and initialisation, hence the same gradient. Once ``beta`` has trained away
+from zero (a few optimiser steps), the spike is gone. The heads therefore start
+``ego_pose_memory`` with a random shared shift (:data:`CONTENT_SHIFT_STD`): queries without
+content start from a well-conditioned vector. It changes the initialisation only, not the
+state-dict layout or the forward of trained weights.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Mapping, Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ...core.bbox.box_layout import CODE_DIM, CODE_VX, CODE_VY, CODE_X, CODE_Z
+from ...registry import MODELS, TASK_UTILS
+from ..utils.denoising import DenoisingQueries
+from ..utils.float32 import force_fp32
+from ..utils.memory_queue import MemoryQueue
+from ..utils.misc import inverse_sigmoid, topk_gather
+from ..utils.mln import MLN
+from ..utils.positional_encoding import nerf_positional_encoding, pos2posemb1d, pos2posemb3d
+from .dn_ground_truth import dn_ground_truth
+from .query_branches import build_cls_branch, build_reg_branch, check_tied_copies
+from .saved_constants import FixedEmbedding, check_loaded_constants
+from .set_losses import (assign_set_targets, build_set_losses, denoising_losses, name_layer_losses,
+                         set_prediction_losses)
+
+#: Standard deviation of the initial shift of ``ego_pose_memory`` (see the module docstring).
+CONTENT_SHIFT_STD = 0.1
+_EGO_MOTION_DIMS = 180  # nerf encoding (6 frequencies, sin + cos) of velo 2 + dt 1 + pose 12
+_SHARED_CONSTANTS = ("code_weights", "match_costs", "pc_range")
+
+
+def shared_setting_problems(embed_dims: int, num_propagated: int, memory_len: int,
+                            topk_proposals: int, code_size: int) -> list[str]:
+    """The settings no sparse query head covers, one message each (the heads add theirs)."""
+    problems = []
+    if code_size != CODE_DIM:
+        problems.append(f"code_size={code_size} (only {CODE_DIM})")
+    if embed_dims % 2:
+        problems.append(f"odd embed_dims={embed_dims}")
+    if not 0 <= num_propagated <= memory_len or not 0 < topk_proposals <= memory_len:
+        problems.append(f"num_propagated={num_propagated} / topk_proposals={topk_proposals} "
+                        f"must lie within memory_len={memory_len}")
+    return problems
+
+
+def to_metric(points: Tensor, pc_range: Tensor) -> Tensor:
+    """Points ``(..., 3)`` normalised to ``pc_range`` ``[x0, y0, z0, x1, y1, z1]`` in metres."""
+    return points * (pc_range[3:] - pc_range[:3]) + pc_range[:3]
+
+
+class SparseQueryHead(nn.Module):
+    """Shared construction, temporal memory, box prediction, decoding and losses.
+
+    Args: those both papers share, keyword-only after ``bbox_coder`` and documented (with
+    their upstream defaults) by :class:`.streampetr_head.StreamPETRHead` and
+    :class:`.raydn_head.RayDNHead`; the transformer's ``embed_dims`` must equal the head's.
+    Further:
+        paper_constants: The paper's own saved constants (name -> tensor), registered after
+            ``code_weights``, ``match_costs`` and ``pc_range`` and checked on load like them.
+    """
+
+    def __init__(self, num_classes: int, transformer: dict, bbox_coder: dict, *, in_channels: int,
+                 stride: int | list[int], embed_dims: int, num_query: int, num_reg_fcs: int,
+                 memory_len: int, topk_proposals: int, num_propagated: int, with_dn: bool,
+                 with_ego_pos: bool, match_with_velo: bool, match_costs: Optional[Sequence[float]],
+                 sync_cls_avg_factor: bool, code_weights: Optional[Sequence[float]],
+                 loss_cls: Optional[dict], loss_bbox: Optional[dict], loss_iou: Optional[dict],
+                 train_cfg: Optional[dict], dn_weight: float, split: float,
+                 paper_constants: Optional[Mapping[str, Tensor]] = None) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.stride = stride
+        self.embed_dims = embed_dims
+        self.num_query = num_query
+        self.memory_len = memory_len
+        self.topk_proposals = topk_proposals
+        self.num_propagated = num_propagated
+        self.with_dn = with_dn
+        self.with_ego_pos = with_ego_pos
+        self.match_with_velo = match_with_velo
+        self.sync_cls_avg_factor = sync_cls_avg_factor
+        self.dn_weight = dn_weight
+        self.split = split
+        self.loss_cls, self.loss_bbox, self.assigner = build_set_losses(
+            type(self).__name__, loss_cls, loss_bbox, loss_iou, train_cfg)
+        self.train_cfg = train_cfg
+        self.bbox_coder = TASK_UTILS.build(copy.deepcopy(bbox_coder))
+        self.transformer = MODELS.build(copy.deepcopy(transformer))
+        if self.transformer.embed_dims != embed_dims:
+            raise ValueError(f"transformer embed_dims={self.transformer.embed_dims} differs from "
+                             f"the head's embed_dims={embed_dims}")
+        self.num_pred = self.transformer.decoder.num_layers
+        self._register_constants(code_weights, match_costs, dict(paper_constants or {}))
+        self._init_layers(num_reg_fcs)
+        self.memory = MemoryQueue(memory_len, embed_dims)
+
+    # ------------------------------------------------------------------ construction
+    def _register_constants(self, code_weights: Optional[Sequence[float]],
+                            match_costs: Optional[Sequence[float]],
+                            paper_constants: dict[str, Tensor]) -> None:
+        """Persistent buffers carried by published checkpoints (checked on load)."""
+        code_weights = [1.0] * 8 + [0.2, 0.2] if code_weights is None else list(code_weights)
+        if len(code_weights) != CODE_DIM:
+            raise ValueError(f"code_weights needs {CODE_DIM} values, got {code_weights}")
+        match_costs = code_weights if match_costs is None else list(match_costs)
+        if len(match_costs) != CODE_DIM:
+            raise ValueError(f"match_costs needs {CODE_DIM} values, got {match_costs}")
+        self.register_buffer("code_weights", torch.tensor(code_weights, dtype=torch.float32))
+        self.register_buffer("match_costs", torch.tensor(match_costs, dtype=torch.float32))
+        self.register_buffer("pc_range", torch.tensor(self.bbox_coder.pc_range, dtype=torch.float32))
+        for name, value in paper_constants.items():
+            self.register_buffer(name, value)
+        self.constant_names = _SHARED_CONSTANTS + tuple(paper_constants)
+
+    def _init_layers(self, num_reg_fcs: int) -> None:
+        """Build the branches, encoders and alignment modules (upstream names and order)."""
+        dims = self.embed_dims
+        cls_branch = build_cls_branch(dims, self.num_classes, num_reg_fcs)
+        reg_branch = build_reg_branch(dims, CODE_DIM, num_reg_fcs)
+        self.cls_branches = nn.ModuleList([cls_branch] * self.num_pred)
+        self.reg_branches = nn.ModuleList([reg_branch] * self.num_pred)
+        self._init_image_layers()
+        self.reference_points = nn.Embedding(self.num_query, 3)
+        nn.init.uniform_(self.reference_points.weight, 0.0, 1.0)
+        if self.num_propagated > 0:
+            self.pseudo_reference_points = FixedEmbedding(self.num_propagated, 3)
+        self.query_embedding = nn.Sequential(nn.Linear(dims * 3 // 2, dims), nn.ReLU(),
+                                             nn.Linear(dims, dims))
+        self.spatial_alignment = self._build_spatial_alignment()
+        self.time_embedding = nn.Sequential(nn.Linear(dims, dims), nn.LayerNorm(dims))
+        if self.with_ego_pos:
+            self.ego_pose_pe = MLN(_EGO_MOTION_DIMS, f_dim=dims)
+            self.ego_pose_memory = MLN(_EGO_MOTION_DIMS, f_dim=dims, beta_bias_std=CONTENT_SHIFT_STD)
+
+    def _init_image_layers(self) -> None:
+        """Layers of the paper's image tokens, built between the branches and the queries
+        (upstream's parameter order); none by default."""
+
+    def _build_spatial_alignment(self) -> nn.Module:
+        """The paper's MLN aligning image tokens on the cameras (``spatial_alignment``)."""
+        raise NotImplementedError(f"{type(self).__name__} must build its spatial_alignment")
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, local_metadata: dict,
+                              strict: bool, missing_keys: list, unexpected_keys: list,
+                              error_msgs: list) -> None:
+        """Check the saved constants and the tied branch copies before loading."""
+        check_loaded_constants(self, state_dict, prefix, self.constant_names)
+        check_tied_copies(state_dict, prefix, ("cls_branches", "reg_branches"), self.num_pred)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+
+    # ------------------------------------------------------------------ one frame
+    def reset_memory(self) -> None:
+        """Forget the temporal memory of every batch slot."""
+        self.memory.reset()
+
+    def _pre_update_memory(self, prev_exists: Tensor, timestamp: Tensor, ego_pose_inv: Tensor) -> None:
+        """Move the memory into this frame; new scenes start from the pseudo points.
+
+        Args:
+            prev_exists: ``(B,)`` bool; timestamp: ``(B,)`` float64; ego_pose_inv: ``(B, 4, 4)``.
+        """
+        pseudo = None
+        if self.num_propagated > 0:
+            pseudo = to_metric(self.pseudo_reference_points.weight, self.pc_range)
+        self.memory.pre_update(prev_exists, timestamp, ego_pose_inv, pseudo)
+
+    def _dn_targets(self, gt_bboxes_3d: Optional[Sequence[Tensor]],
+                    gt_labels_3d: Optional[Sequence[Tensor]],
+                    pseudo_bboxes_3d: Optional[Sequence[Tensor]],
+                    pseudo_labels_3d: Optional[Sequence[Tensor]]) -> Optional[tuple[list, list]]:
+        """The targets ``(M_b, 9)`` / ``(M_b,)`` per sample of this frame's DN queries (GT, then
+        teacher pseudo targets), or None where no DN query is made (eval, ``with_dn=False``
+        or no GT)."""
+        boxes, labels = dn_ground_truth(gt_bboxes_3d, gt_labels_3d, pseudo_bboxes_3d, pseudo_labels_3d)
+        if not (self.training and self.with_dn and boxes is not None):
+            return None
+        if labels is None:
+            raise ValueError(f"{type(self).__name__}: gt_bboxes_3d given without gt_labels_3d")
+        return boxes, labels
+
+    def _forward_frame(self, image: tuple, dn: Optional[DenoisingQueries], ego_pose: Tensor,
+                       ego_pose_inv: Tensor, timestamp: Tensor, prev_exists: Tensor) -> dict:
+        """Queries, temporal alignment, decoder, boxes and memory update of one frame.
+
+        Args:
+            image: the paper's image inputs of the decoder (passed to :meth:`_decode`).
+            dn: the frame's denoising queries or None.
+            ego_pose, ego_pose_inv: ``(B, 4, 4)`` LiDAR -> global and inverse.
+            timestamp: ``(B,)`` float64 seconds; prev_exists: ``(B,)`` bool.
+
+        Returns:
+            ``all_cls_scores`` ``(L, B, Q', C)`` and ``all_bbox_preds`` ``(L, B, Q', 10)``
+            for the ``Q' = num_query + num_propagated`` non-DN queries, ``query_feats``
+            ``(L, B, Q', embed_dims)``, ``reference_points`` ``(B, Q', 3)`` (normalised),
+            ``dn`` and ``dn_cls_scores`` / ``dn_bbox_preds`` ``(L, B, pad_size, ...)``.
+        """
+        self._pre_update_memory(prev_exists, timestamp, ego_pose_inv)
+        reference_points = self.reference_points.weight.unsqueeze(0).expand(ego_pose.shape[0], -1, -1)
+        pad = 0 if dn is None else dn.pad_size
+        if dn is not None:
+            reference_points = torch.cat([dn.reference_points.to(reference_points), reference_points], 1)
+        query_pos = self.query_embedding(pos2posemb3d(reference_points, self.embed_dims // 2))
+        tgt, query_pos, reference_points, temp_memory, temp_pos = self._temporal_alignment(
+            query_pos, torch.zeros_like(query_pos), reference_points)
+        reference_points = self.query_reference_points(reference_points)
+        outs_dec = torch.nan_to_num(self._decode(image, dn, tgt, query_pos, reference_points,
+                                                 temp_memory, temp_pos))
+        all_cls, all_bbox = self._predict_boxes(outs_dec, reference_points)
+        self._post_update_memory(all_cls[-1, :, pad:], all_bbox[-1, :, pad:], outs_dec[-1, :, pad:],
+                                 ego_pose, timestamp)
+        return dict(all_cls_scores=all_cls[:, :, pad:], all_bbox_preds=all_bbox[:, :, pad:],
+                    query_feats=outs_dec[:, :, pad:], reference_points=reference_points[:, pad:],
+                    dn=dn, dn_cls_scores=all_cls[:, :, :pad], dn_bbox_preds=all_bbox[:, :, :pad])
+
+    def query_reference_points(self, reference_points: Tensor) -> Tensor:
+        """The reference points of all queries, ``(B, Q, 3)`` normalised to ``pc_range``, DN
+        queries first, then the learnable and the propagated ones.
+
+        Returns its input unchanged: it is the named point at which distillation records
+        the reference points the decoder and the box branches use.
+        """
+        return reference_points
+
+    def _temporal_alignment(self, query_pos: Tensor, tgt: Tensor, reference_points: Tensor
+                            ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """Align queries and memory on ego motion and age; append the propagated queries.
+
+        Args:
+            query_pos, tgt: ``(B, Q, C)``; reference_points: ``(B, Q, 3)`` normalised.
+
+        Returns:
+            ``tgt, query_pos (B, Q + P, C)``, ``reference_points (B, Q + P, 3)`` and the
+            remaining memory ``temp_memory, temp_pos (B, memory_len - P, C)``.
+        """
+        memory = self.memory
+        temp_reference = memory.normalised_reference_points(self.pc_range)
+        temp_pos = self.query_embedding(pos2posemb3d(temp_reference, self.embed_dims // 2))
+        temp_memory = memory.embedding
+        if self.with_ego_pos:
+            eye = torch.eye(4, device=tgt.device)[:3].flatten()
+            own_motion = torch.cat([reference_points.new_zeros(*tgt.shape[:2], 3),
+                                    eye.expand(*tgt.shape[:2], 12)], dim=-1)
+            own_motion = nerf_positional_encoding(own_motion)
+            tgt = self.ego_pose_memory(tgt, own_motion)
+            query_pos = self.ego_pose_pe(query_pos, own_motion)
+            memory_motion = nerf_positional_encoding(torch.cat(
+                [memory.velo, memory.timestamp.float(), memory.egopose[..., :3, :].flatten(-2)], -1))
+            temp_pos = self.ego_pose_pe(temp_pos, memory_motion)
+            temp_memory = self.ego_pose_memory(temp_memory, memory_motion)
+        query_pos = query_pos + self.time_embedding(
+            pos2posemb1d(query_pos.new_zeros(*query_pos.shape[:2], 1), self.embed_dims))
+        temp_pos = temp_pos + self.time_embedding(
+            pos2posemb1d(memory.timestamp.float(), self.embed_dims))
+        num = self.num_propagated
+        tgt = torch.cat([tgt, temp_memory[:, :num]], dim=1)
+        query_pos = torch.cat([query_pos, temp_pos[:, :num]], dim=1)
+        reference_points = torch.cat([reference_points, temp_reference[:, :num]], dim=1)
+        return tgt, query_pos, reference_points, temp_memory[:, num:], temp_pos[:, num:]
+
+    def _decode(self, image: tuple, dn: Optional[DenoisingQueries], tgt: Tensor, query_pos: Tensor,
+                reference_points: Tensor, temp_memory: Tensor, temp_pos: Tensor) -> Tensor:
+        """The paper's transformer call: decoder outputs ``(L, B, Q, embed_dims)``.
+
+        Args:
+            image: what the subclass passed to :meth:`_forward_frame`.
+            dn: the denoising queries (the first ``pad_size`` queries) or None.
+            tgt, query_pos: ``(B, Q, C)``; reference_points: ``(B, Q, 3)`` normalised.
+            temp_memory, temp_pos: ``(B, M, C)`` memory keys of the self-attention.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement _decode")
+
+    def _predict_boxes(self, outs_dec: Tensor, reference_points: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-layer class logits ``(L, B, Q, C)`` and box codes ``(L, B, Q, 10)``."""
+        reference = inverse_sigmoid(reference_points)
+        classes, boxes = [], []
+        for layer, feats in enumerate(outs_dec):
+            classes.append(self.cls_branches[layer](feats))
+            boxes.append(self.box_codes(layer, feats, reference))
+        return torch.stack(classes), torch.stack(boxes)
+
+    def box_codes(self, layer: int, feats: Tensor, reference: Tensor) -> Tensor:
+        """Box codes ``(B, Q, 10)`` of decoder layer ``layer`` with metric centres.
+
+        Args:
+            layer: decoder layer index; feats: its outputs ``(B, Q, C)``.
+            reference: ``inverse_sigmoid`` of the normalised reference points ``(B, Q, 3)``.
+
+        Centres are ``sigmoid(reg + reference)`` mapped to ``pc_range``; the other codes are
+        the branch's outputs.
+        """
+        codes = self.reg_branches[layer](feats)
+        centers = to_metric((codes[..., CODE_X:CODE_Z + 1] + reference).sigmoid(), self.pc_range)
+        return torch.cat([centers, codes[..., CODE_Z + 1:]], dim=-1)
+
+    def _post_update_memory(self, cls_scores: Tensor, bbox_preds: Tensor, query_feats: Tensor,
+                            ego_pose: Tensor, timestamp: Tensor) -> None:
+        """Push the ``topk_proposals`` most confident queries ``(B, Q', ...)`` (detached)."""
+        scores = cls_scores.detach().sigmoid().max(dim=-1, keepdim=True).values
+        _, index = torch.topk(scores, self.topk_proposals, dim=1)
+        self.memory.push(
+            embedding=topk_gather(query_feats, index),
+            reference_point=topk_gather(bbox_preds[..., CODE_X:CODE_Z + 1], index),
+            velo=topk_gather(bbox_preds[..., CODE_VX:CODE_VY + 1], index),
+            ego_pose=ego_pose,
+            timestamp=timestamp,
+        )
+
+    # ------------------------------------------------------------------ outputs
+    def predict(self, preds: dict) -> list[dict[str, Tensor]]:
+        """NMS-free decoding of the last layer into B dicts ``boxes_3d (K, 9)``,
+        ``scores_3d (K,)``, ``labels_3d (K,)`` (LiDAR frame, box layout)."""
+        decoded = self.bbox_coder.decode({"all_cls_scores": preds["all_cls_scores"],
+                                          "all_bbox_preds": preds["all_bbox_preds"]})
+        return [dict(boxes_3d=d["bboxes"], scores_3d=d["scores"], labels_3d=d["labels"].long())
+                for d in decoded]
+
+    @force_fp32
+    def loss(self, gt_bboxes_3d: Sequence[Tensor], gt_labels_3d: Sequence[Tensor],
+             preds: dict) -> dict[str, Tensor]:
+        """Set-prediction losses of every decoder layer, plus the DN losses.
+
+        Args:
+            gt_bboxes_3d: B tensors ``(M_b, 9)``; gt_labels_3d: B tensors ``(M_b,)``.
+            preds: the output of the head's ``forward``.
+
+        Returns:
+            ``loss_cls``, ``loss_bbox``, ``d{i}.loss_cls``, ``d{i}.loss_bbox``, and with DN
+            enabled in training ``dn_loss_cls``, ``dn_loss_bbox``, ``d{i}.dn_loss_*`` (zero
+            when the batch holds no GT box).
+        """
+        if self.assigner is None:
+            raise RuntimeError(f"{type(self).__name__}.loss needs train_cfg with an 'assigner'")
+        weights = (self.code_weights, self.sync_cls_avg_factor)
+        losses_cls, losses_bbox = [], []
+        for cls_scores, bbox_preds in zip(preds["all_cls_scores"], preds["all_bbox_preds"]):
+            targets = assign_set_targets(self.assigner, cls_scores, bbox_preds, gt_bboxes_3d,
+                                         gt_labels_3d, self.num_classes, self.match_costs,
+                                         self.match_with_velo)
+            loss_c, loss_b = set_prediction_losses(cls_scores, bbox_preds, targets, self.loss_cls,
+                                                   self.loss_bbox, *weights)
+            losses_cls.append(loss_c)
+            losses_bbox.append(loss_b)
+        named = name_layer_losses("", losses_cls, losses_bbox)
+        if self.with_dn and self.training:
+            named.update(self._dn_losses(preds))
+        return named
+
+    def _dn_losses(self, preds: dict) -> dict[str, Tensor]:
+        """DN losses of every layer (zeros, still in the graph, when there is no DN query)."""
+        dn: Optional[DenoisingQueries] = preds["dn"]
+        if dn is None:
+            zero = preds["all_cls_scores"].sum() * 0.0
+            zeros = [zero] * preds["all_cls_scores"].shape[0]
+            return name_layer_losses("dn_", zeros, zeros)
+        losses_cls, losses_bbox = [], []
+        for cls_scores, bbox_preds in zip(preds["dn_cls_scores"], preds["dn_bbox_preds"]):
+            loss_c, loss_b = denoising_losses(cls_scores, bbox_preds, dn, self.loss_cls,
+                                              self.loss_bbox, self.code_weights, self.split,
+                                              self.sync_cls_avg_factor)
+            losses_cls.append(self.dn_weight * loss_c)
+            losses_bbox.append(self.dn_weight * loss_b)
+        return name_layer_losses("dn_", losses_cls, losses_bbox)
