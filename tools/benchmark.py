@@ -25,16 +25,11 @@ from torch import nn
 
 import projects.mmdet3d_plugin  # noqa: F401  (registers every module)
 from harmodistill_tools.benchmarking import (DETECTOR_STAGES, REST_STAGE, PeakMemoryMeter, StageTimer,
-                                             config_image_size, count_gflops, count_parameters,
-                                             dataset_available, environment, latency_stats, move_to_device,
-                                             resolve_device, streaming_indices, synchronizer, write_result)
-from projects.mmdet3d_plugin.core.checkpoint import load_checkpoint, numpy_safe_globals
-from projects.mmdet3d_plugin.datasets.collate import collate_samples
-from projects.mmdet3d_plugin.engine.runner import build_dataset, load_config
-from projects.mmdet3d_plugin.export.example_frames import synthetic_frame
-from projects.mmdet3d_plugin.models.detectors.base import build_detector as build_streaming_detector
+                                             count_gflops, count_parameters, environment, latency_stats,
+                                             move_to_device, resolve_device, synchronizer, write_result)
+from harmodistill_tools.latency import build_detector, input_batches
+from projects.mmdet3d_plugin.engine.runner import load_config
 
-NUM_CAMS = 6
 STAGES = tuple(DETECTOR_STAGES) + (REST_STAGE,)
 
 
@@ -56,40 +51,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error(f"need --iters >= 1, --warmup >= 0, --batch-size >= 1; got {args.iters}, "
                      f"{args.warmup}, {args.batch_size}")
     return args
-
-
-def build_detector(cfg: Any, checkpoint: Optional[str], device: torch.device) -> nn.Module:
-    """The config's detector in eval mode on ``device``; ``checkpoint`` loaded strictly if given.
-
-    Without a checkpoint the weights are random (no pretrained backbone is fetched): the
-    timing does not depend on them.
-    """
-    if cfg.model.get("type") == "HarmoDistiller":
-        raise ValueError("tools/benchmark.py times a plain detector, got model.type='HarmoDistiller'; for a "
-                         "distiller use tools/benchmark_distill.py, or pass its student's config")
-    model = build_streaming_detector(cfg.model, "tools/benchmark.py's config")
-    if checkpoint is not None:
-        if not Path(checkpoint).is_file():
-            raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
-        load_checkpoint(model, checkpoint, strict=True, allowed_globals=numpy_safe_globals())
-    return model.to(device).eval()
-
-
-def input_batches(cfg: Any, batch_size: int, count: int) -> tuple[list[dict[str, Any]], str]:
-    """``count`` streaming batches and a description of where they come from.
-
-    Real samples of ``data.test`` when its info file exists; otherwise synthetic frames
-    (:func:`synthetic_frame`) of the config's resolution.
-    """
-    missing = dataset_available(cfg.data.get("test", {})) if "test" in cfg.data else "the config has no data.test"
-    if missing is None:
-        dataset = build_dataset(cfg, "test")
-        batches = [collate_samples([dataset[i] for i in indices])
-                   for indices in streaming_indices(len(dataset), batch_size, count)]
-        return batches, f"real samples of data.test ({cfg.data.test.ann_file}, {len(dataset)} samples)"
-    size = config_image_size(cfg)
-    batches = [synthetic_frame(i, batch_size, NUM_CAMS, size) for i in range(count)]
-    return batches, f"synthetic frames ({missing})"
 
 
 def time_predict(model: nn.Module, batches: Sequence[dict[str, Any]], warmup: int,

@@ -38,9 +38,11 @@ from mmengine.config import DictAction
 from torch import Tensor, nn
 
 import projects.mmdet3d_plugin  # noqa: F401  (registers every module)
-from harmodistill_tools.benchmarking import (PeakMemoryMeter, dataset_available, environment, latency_stats,
+from harmodistill_tools.benchmarking import (PeakMemoryMeter, environment, latency_stats,
                                              memory_method, move_to_device, resolve_device, streaming_indices,
                                              synchronizer, write_result)
+from harmodistill_tools.train_timing import (add_teacher_options, clip_and_step, is_distiller_config, loss_total,
+                                             require_training_data, teacher_checkpoint)
 from projects.mmdet3d_plugin.datasets.collate import collate_samples
 from projects.mmdet3d_plugin.engine.optim import build_optimizer
 from projects.mmdet3d_plugin.engine.runner import build_dataset, load_config
@@ -62,9 +64,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps of each variant first")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the config's data.samples_per_gpu")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
-    parser.add_argument("--teacher-ckpt", default=None, help="teacher weights (overrides model.teacher_ckpt)")
-    parser.add_argument("--random-teacher", action="store_true",
-                        help="if the teacher checkpoint is missing, use a freshly built (untrained) teacher")
+    add_teacher_options(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the model init and the augmentation draws")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
@@ -78,29 +78,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def check_distiller_config(cfg: Any, config: str) -> None:
     """Refuse a config whose model is not a :class:`HarmoDistiller`."""
-    model_type = cfg.model.get("type")
-    cls = MODELS.get(model_type) if isinstance(model_type, str) else model_type
-    if not (isinstance(cls, type) and issubclass(cls, HarmoDistiller)):
-        raise ValueError(f"{config}: model.type={model_type!r} is not a distiller; time a plain detector "
+    if not is_distiller_config(cfg):
+        raise ValueError(f"{config}: model.type={cfg.model.get('type')!r} is not a distiller; time a plain detector "
                          "with tools/benchmark.py")
-
-
-def teacher_checkpoint(cfg: Any, override: Optional[str], random_teacher: bool, tmp_dir: Path) -> tuple[str, str]:
-    """The teacher checkpoint to use and a description of it.
-
-    ``override`` (``--teacher-ckpt``) or ``model.teacher_ckpt``; when that file is missing and
-    ``random_teacher`` is set, a freshly built teacher is saved under ``tmp_dir``.
-    """
-    path = override or cfg.model.get("teacher_ckpt")
-    if path and Path(path).is_file():
-        return str(path), f"trained weights from {path}"
-    if not random_teacher:
-        raise FileNotFoundError(f"teacher checkpoint not found: {path!r}; give one with --teacher-ckpt, or "
-                                "pass --random-teacher to time with an untrained teacher")
-    teacher = MODELS.build(load_detector_config(cfg.model.teacher_cfg, "teacher").model)
-    out = tmp_dir / "random_teacher.pth"
-    torch.save(teacher.state_dict(), out)
-    return str(out), f"UNTRAINED (random weights, --random-teacher; {path!r} is missing)"
 
 
 def build_baseline(distiller: HarmoDistiller, cfg: Any, device: torch.device) -> tuple[nn.Module, nn.Module]:
@@ -116,22 +96,10 @@ def build_baseline(distiller: HarmoDistiller, cfg: Any, device: torch.device) ->
 
 def training_batches(cfg: Any, batch_size: int, count: int, device: torch.device) -> list[dict[str, Any]]:
     """``count`` streaming batches of ``data.train`` (with ground truth and augmentation)."""
-    missing = dataset_available(cfg.data.get("train", {})) if "train" in cfg.data else "the config has no data.train"
-    if missing is not None:
-        raise FileNotFoundError(f"a training step needs the training data with ground truth: {missing}; "
-                                "generate it (tools/create_synthetic_nuscenes.py, tools/create_data_nusc.py) "
-                                "or point data.train.ann_file / data_root at it with --cfg-options")
+    require_training_data(cfg)
     dataset = build_dataset(cfg, "train")
     return [move_to_device(collate_samples([dataset[i] for i in indices]), device)
             for indices in streaming_indices(len(dataset), batch_size, count)]
-
-
-def _loss_total(losses: dict[str, Tensor]) -> Tensor:
-    """Sum of the entries whose key contains ``loss`` (the engine's training objective)."""
-    terms = [value for name, value in losses.items() if "loss" in name]
-    if not terms:
-        raise KeyError(f"the model returned no loss terms (keys: {sorted(losses)})")
-    return sum(terms)
 
 
 def timed_step(forward: Callable[[], dict[str, Tensor]], optimizer: torch.optim.Optimizer,
@@ -143,17 +111,14 @@ def timed_step(forward: Callable[[], dict[str, Tensor]], optimizer: torch.optim.
     """
     marks = [time.perf_counter()]
     losses = forward()
-    total = _loss_total(losses)
+    total = loss_total(losses)
     sync()
     marks.append(time.perf_counter())
     optimizer.zero_grad(set_to_none=True)
     total.backward()
     sync()
     marks.append(time.perf_counter())
-    if runtime.grad_clip_max_norm is not None:
-        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        torch.nn.utils.clip_grad_norm_(params, runtime.grad_clip_max_norm, norm_type=runtime.grad_clip_norm_type)
-    optimizer.step()
+    clip_and_step(optimizer, runtime.grad_clip_max_norm, runtime.grad_clip_norm_type)
     sync()
     marks.append(time.perf_counter())
     parts = {name: end - start for name, start, end in zip(PARTS, marks, marks[1:])}

@@ -11,7 +11,10 @@ holds every command, ``$ ...``, followed by its output):
 4. train the same R18 without distillation under the same iteration budget;
 5. convert the distilled checkpoint to a plain student checkpoint;
 6. evaluate teacher, distilled student and plain student with the official nuScenes
-   evaluator, benchmark their latency, and print a table (NDS, mAP, latency, parameters).
+   evaluator, time their latency in one process, interleaved frame by frame
+   (``tools/benchmark_compare.py``, ``--latency-frames`` timed frames each), and print a table
+   (NDS, mAP, latency median and p90, parameters). Below ``MIN_LATENCY_FRAMES`` timed frames
+   (``--quick``) the latency column is left out: so few frames say nothing about speed.
 
 The default budget (teacher 300 iterations, each student 150) finishes in under 25 minutes on
 a 2-core CPU; ``--quick`` uses a small world and a few iterations per model (a smoke run of
@@ -46,13 +49,17 @@ class Budget:
     samples_per_scene: int
     teacher_iters: int
     student_iters: int
-    bench_iters: int
+    latency_frames: int
 
 
 DEFAULT = Budget(train_scenes=8, val_scenes=2, samples_per_scene=40, teacher_iters=300,
-                 student_iters=150, bench_iters=10)
+                 student_iters=150, latency_frames=20)
 QUICK = Budget(train_scenes=2, val_scenes=1, samples_per_scene=8, teacher_iters=20,
-               student_iters=10, bench_iters=2)
+               student_iters=10, latency_frames=3)
+#: Fewer timed frames per model than this, and the table shows no latency.
+MIN_LATENCY_FRAMES = 10
+#: Untimed frames per model before the latency is timed.
+LATENCY_WARMUP = 2
 
 
 def run_logged(cmd: list[str], log: Path) -> float:
@@ -117,24 +124,47 @@ def train_students(budget: Budget, data_root: Path, work: Path, teacher: Path, l
     return {"distilled": student, "plain": work / "plain" / "latest.pth"}
 
 
-def evaluate(name: str, config: Path, ckpt: Path, budget: Budget, data_root: Path, work: Path,
-             log: Path) -> dict[str, float]:
+def evaluate(name: str, config: Path, ckpt: Path, data_root: Path, work: Path, log: Path) -> dict[str, float]:
+    """NDS and mAP of one model (``tools/test.py``, the official evaluator)."""
     out = work / "eval" / name
     run_logged([sys.executable, "tools/test.py", str(config), str(ckpt), "--eval", "bbox", "--out", str(out),
          "--cfg-options", *data_options(data_root)], log)
     metrics = json.loads((out / "metrics.json").read_text())
-    bench = work / "eval" / f"{name}_benchmark.json"
-    run_logged([sys.executable, "tools/benchmark.py", str(config), str(ckpt), "--iters", str(budget.bench_iters),
-         "--warmup", "1", "--out", str(bench), "--cfg-options", *data_options(data_root)], log)
-    timing = json.loads(bench.read_text())
-    return {"NDS": metrics["NDS"], "mAP": metrics["mAP"],
-            "latency_ms": timing["latency"]["total"]["mean_ms"], "params_m": timing["params"]["inference"] / 1e6}
+    return {"NDS": metrics["NDS"], "mAP": metrics["mAP"]}
 
 
-def print_table(rows: dict[str, dict[str, float]]) -> None:
-    print("\n| model | NDS | mAP | latency (ms, CPU) | params (M) |\n| --- | --- | --- | --- | --- |")
+def time_models(models: dict[str, tuple[Path, Path]], frames: int, data_root: Path, work: Path,
+                log: Path) -> dict[str, dict[str, float]]:
+    """Parameters of every model and, with at least :data:`MIN_LATENCY_FRAMES` frames, the
+    median and p90 latency, all timed in one ``tools/benchmark_compare.py`` run (interleaved)."""
+    out = work / "eval" / "latency.json"
+    specs = [arg for name, (config, ckpt) in models.items() for arg in ("--model", name, str(config), str(ckpt))]
+    run_logged([sys.executable, "tools/benchmark_compare.py", *specs, "--frames", str(frames),
+                "--warmup", str(LATENCY_WARMUP),
+                "--out", str(out), "--cfg-options", *data_options(data_root)], log)
+    timing = json.loads(out.read_text())["models"]
+    rows = {name: {"params_m": timing[name]["params"]["inference"] / 1e6} for name in models}
+    if frames >= MIN_LATENCY_FRAMES:
+        for name, row in rows.items():
+            latency = timing[name]["latency"]
+            row.update(latency_p50_ms=latency["p50_ms"], latency_p90_ms=latency["p90_ms"])
+    return rows
+
+
+def print_table(rows: dict[str, dict[str, float]], frames: int) -> None:
+    """The results table; the latency column only when ``frames`` per model were enough."""
+    latency = frames >= MIN_LATENCY_FRAMES
+    head = "| model | NDS | mAP |" + (" latency ms, CPU: median (p90) |" if latency else "") + " params (M) |"
+    print(f"\n{head}\n|{' --- |' * head.count(' |')}")
     for name, row in rows.items():
-        print(f"| {name} | {row['NDS']:.4f} | {row['mAP']:.4f} | {row['latency_ms']:.0f} | {row['params_m']:.1f} |")
+        cell = f" {row['latency_p50_ms']:.0f} ({row['latency_p90_ms']:.0f}) |" if latency else ""
+        print(f"| {name} | {row['NDS']:.4f} | {row['mAP']:.4f} |{cell} {row['params_m']:.1f} |")
+    if latency:
+        print(f"Latency: the {len(rows)} models timed in one process, interleaved frame by frame, "
+              f"{frames} frames each.")
+    else:
+        print(f"No latency column: only {frames} frames per model were timed (fewer than {MIN_LATENCY_FRAMES}), "
+              f"too few for a median that means anything; rerun with --latency-frames {DEFAULT.latency_frames}.")
 
 
 def parse_args() -> argparse.Namespace:
@@ -144,10 +174,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--data-root", default=None, help="default data/synthetic (data/synthetic_quick with --quick)")
     parser.add_argument("--teacher-iters", type=int, default=None, help="override the teacher's iterations")
     parser.add_argument("--student-iters", type=int, default=None, help="override each student's iterations")
+    parser.add_argument("--latency-frames", type=int, default=None,
+                        help=f"timed frames per model for the latency column (default {DEFAULT.latency_frames}, "
+                             f"{QUICK.latency_frames} with --quick; fewer than {MIN_LATENCY_FRAMES}: no column)")
     parser.add_argument("--teacher-ckpt", type=Path, default=None,
                         help="a trained synthetic teacher to distill from instead of training one "
                              "(e.g. the 2500-iteration teacher of docs/results.md)")
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.latency_frames is not None and args.latency_frames < 1:
+        parser.error(f"--latency-frames must be at least 1, got {args.latency_frames}")
+    return args
 
 
 def main() -> None:
@@ -156,7 +192,8 @@ def main() -> None:
     budget = QUICK if args.quick else DEFAULT
     budget = Budget(**{**budget.__dict__,
                        **({"teacher_iters": args.teacher_iters} if args.teacher_iters else {}),
-                       **({"student_iters": args.student_iters} if args.student_iters else {})})
+                       **({"student_iters": args.student_iters} if args.student_iters else {}),
+                       **({"latency_frames": args.latency_frames} if args.latency_frames else {})})
     suffix = "_quick" if args.quick else ""
     work = (REPO_ROOT / (args.work_dir or f"work_dirs/demo{suffix}")).resolve()
     data_root = (REPO_ROOT / (args.data_root or f"data/synthetic{suffix}")).resolve()
@@ -167,10 +204,14 @@ def main() -> None:
     teacher = train_teacher(budget, data_root, work, log, args.teacher_ckpt)
     students = train_students(budget, data_root, work, teacher, log)
     print("\n[6] official nuScenes evaluation and CPU latency")
-    rows = {"teacher R50": evaluate("teacher", TEACHER_CFG, teacher, budget, data_root, work, log),
-            "R18 distilled": evaluate("distilled", STUDENT_CFG, students["distilled"], budget, data_root, work, log),
-            "R18 plain": evaluate("plain", STUDENT_CFG, students["plain"], budget, data_root, work, log)}
-    print_table(rows)
+    models = {"teacher R50": ("teacher", TEACHER_CFG, teacher),
+              "R18 distilled": ("distilled", STUDENT_CFG, students["distilled"]),
+              "R18 plain": ("plain", STUDENT_CFG, students["plain"])}
+    rows = {name: evaluate(tag, config, ckpt, data_root, work, log) for name, (tag, config, ckpt) in models.items()}
+    timing = time_models({name: (config, ckpt) for name, (_, config, ckpt) in models.items()},
+                         budget.latency_frames, data_root, work, log)
+    rows = {name: {**row, **timing[name]} for name, row in rows.items()}
+    print_table(rows, budget.latency_frames)
     if args.quick:
         print("\n--quick trains each model for a few iterations: the table shows that every path runs, "
               "not what distillation achieves (see docs/results.md for that).")

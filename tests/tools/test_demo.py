@@ -50,8 +50,10 @@ def test_demo_log_records_every_command_it_runs(tmp_path, monkeypatch):
         if cmd[1] == "tools/test.py":
             out.mkdir(parents=True, exist_ok=True)
             (out / "metrics.json").write_text(json.dumps({"NDS": 0.0, "mAP": 0.0}))
-        elif cmd[1] == "tools/benchmark.py":
-            out.write_text(json.dumps({"latency": {"total": {"mean_ms": 1.0}}, "params": {"inference": 1e6}}))
+        elif cmd[1] == "tools/benchmark_compare.py":
+            names = [cmd[i + 1] for i, arg in enumerate(cmd) if arg == "--model"]
+            out.write_text(json.dumps({"models": {name: {"latency": {"p50_ms": 1.0, "p90_ms": 2.0},
+                                                         "params": {"inference": 1e6}} for name in names}}))
         return subprocess.CompletedProcess(cmd, 0)
 
     monkeypatch.setattr(steps.subprocess, "run", fake_run)
@@ -60,5 +62,20 @@ def test_demo_log_records_every_command_it_runs(tmp_path, monkeypatch):
     demo.main()
     logged = [line[2:] for line in (tmp_path / "work" / "demo.log").read_text().splitlines()
               if line.startswith("$ ")]
-    assert len(ran) == 12  # world (2), teacher, distilled, plain, convert, 3 x (test, benchmark)
+    assert len(ran) == 10  # world (2), teacher, distilled, plain, convert, 3 x test, one latency run
     assert logged == [shlex.join(cmd) for cmd in ran]
+    latency = ran[-1]
+    assert latency[1] == "tools/benchmark_compare.py" and latency.count("--model") == 3
+    assert latency[latency.index("--frames") + 1] == str(demo.QUICK.latency_frames)
+
+
+def test_latency_column_only_with_enough_frames(capsys):
+    rows = {name: {"NDS": 0.1, "mAP": 0.2, "params_m": 11.0, "latency_p50_ms": 130.0, "latency_p90_ms": 150.0}
+            for name in ("R18 distilled", "R18 plain")}
+    demo.print_table(rows, demo.MIN_LATENCY_FRAMES)
+    shown = capsys.readouterr().out
+    assert "median (p90)" in shown and "| 130 (150) |" in shown and "interleaved" in shown
+    demo.print_table(rows, demo.QUICK.latency_frames)
+    quick = capsys.readouterr().out
+    assert "latency ms" not in quick and "No latency column" in quick and "--latency-frames" in quick
+    assert demo.QUICK.latency_frames < demo.MIN_LATENCY_FRAMES <= demo.DEFAULT.latency_frames
