@@ -5,7 +5,7 @@
 #
 # The decoder layer accepts the base's feedforward_channels=2048 / ffn_dropout=0.1 as upstream
 # does, and like upstream builds its FFN 1024 wide without dropout (the published checkpoints
-# hold 1024-wide FFNs); see projects/mmdet3d_plugin/models/utils/detr3d_transformer.py.
+# hold 1024-wide FFNs); see projects/mmdet3d_plugin/models/transformers/detr3d_transformer.py.
 _base_ = ['../_base_/models/streaming-r50-428q.py']
 
 model = dict(

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..models.utils.memory_queue import find_memory_queues
+from ..models.temporal.memory_queue import find_memory_queues
 from .optim import build_optimizer, build_scheduler
 from .runtime_config import RuntimeSpec
 

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from projects.mmdet3d_plugin.engine.optim import build_param_groups
 from projects.mmdet3d_plugin.engine.runtime_config import OptimizerSpec
-from projects.mmdet3d_plugin.models.utils.memory_queue import find_memory_queues
+from projects.mmdet3d_plugin.models.temporal.memory_queue import find_memory_queues
 from projects.mmdet3d_plugin.registry import MODELS
 
 

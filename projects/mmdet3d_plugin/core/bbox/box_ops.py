@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from projects.mmdet3d_plugin.core.bbox.box_layout import BOX_DIM, H, L, W, X, YAW, Z
+from .box_layout import BOX_DIM, H, L, W, X, YAW, Z
 
 # Unit-cube corners (x, y, z) in {0, 1}^3, in mmdet3d's order; see ``box3d_corners``.
 _UNIT_CORNERS = (

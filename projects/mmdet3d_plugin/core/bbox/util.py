@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
-from projects.mmdet3d_plugin.core.bbox.box_layout import (
+from .box_layout import (
     BOX_DIM,
     CODE_COS_YAW,
     CODE_DIM,

@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from projects.mmdet3d_plugin.core.bbox.box_layout import L, VX, VY, X, YAW, Z
-from projects.mmdet3d_plugin.datasets.pipelines import sampling
-from projects.mmdet3d_plugin.datasets.pipelines.object_filters import limit_yaw
-from projects.mmdet3d_plugin.registry import TRANSFORMS
+from ...core.bbox.box_layout import L, VX, VY, X, YAW, Z
+from . import sampling
+from .object_filters import limit_yaw
+from ...registry import TRANSFORMS
 
 
 def bev_aug_matrix(angle: float, scale: float, translation: Sequence[float]) -> np.ndarray:

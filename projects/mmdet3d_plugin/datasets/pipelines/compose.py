@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from projects.mmdet3d_plugin.registry import TRANSFORMS
+from ...registry import TRANSFORMS
 
 Transform = Callable[[dict[str, Any]], "dict[str, Any] | None"]
 

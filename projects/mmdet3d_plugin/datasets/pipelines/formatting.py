@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from projects.mmdet3d_plugin.core import batch_contract as contract
-from projects.mmdet3d_plugin.registry import TRANSFORMS
+from ...core import batch_contract as contract
+from ...registry import TRANSFORMS
 
 FLOAT64_KEYS = contract.where(dtype=torch.float64)
 GT_3D_KEYS = contract.keys(contract.TARGETS_3D) + ("attr_labels",)

@@ -16,14 +16,14 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from projects.mmdet3d_plugin.core import batch_contract as contract
-from projects.mmdet3d_plugin.datasets.pipelines import sampling
-from projects.mmdet3d_plugin.datasets.pipelines.boxes_2d import (
+from ...core import batch_contract as contract
+from . import sampling
+from .boxes_2d import (
     transform_boxes_2d,
     transform_points_2d,
     visible_far_to_near,
 )
-from projects.mmdet3d_plugin.registry import TRANSFORMS
+from ...registry import TRANSFORMS
 
 AUG_CONF_KEYS = ("resize_lim", "final_dim", "bot_pct_lim", "rot_lim", "H", "W", "rand_flip")
 PER_CAMERA_2D_KEYS = contract.keys(contract.TARGETS_2D)

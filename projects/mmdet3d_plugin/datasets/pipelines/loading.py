@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from projects.mmdet3d_plugin.core import batch_contract as contract
-from projects.mmdet3d_plugin.core.bbox.box_layout import BOX_DIM
-from projects.mmdet3d_plugin.registry import TRANSFORMS
+from ...core import batch_contract as contract
+from ...core.bbox.box_layout import BOX_DIM
+from ...registry import TRANSFORMS
 
 _COLOR_TYPES = ("unchanged", "color")
 

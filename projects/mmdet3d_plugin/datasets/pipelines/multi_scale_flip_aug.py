@@ -4,8 +4,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from projects.mmdet3d_plugin.datasets.pipelines.compose import Compose, Transform
-from projects.mmdet3d_plugin.registry import TRANSFORMS
+from .compose import Compose, Transform
+from ...registry import TRANSFORMS
 
 
 def _single(value: Any, name: str) -> Any:

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from projects.mmdet3d_plugin.registry import TRANSFORMS
+from ...registry import TRANSFORMS
 
 
 @TRANSFORMS.register_module()

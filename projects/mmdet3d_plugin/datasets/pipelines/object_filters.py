@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from projects.mmdet3d_plugin.core import batch_contract as contract
-from projects.mmdet3d_plugin.core.bbox.box_layout import X, Y, YAW
-from projects.mmdet3d_plugin.registry import TRANSFORMS
+from ...core import batch_contract as contract
+from ...core.bbox.box_layout import X, Y, YAW
+from ...registry import TRANSFORMS
 
 PER_OBJECT_3D_KEYS = contract.keys(contract.TARGETS_3D) + ("gt_names", "attr_labels")
 

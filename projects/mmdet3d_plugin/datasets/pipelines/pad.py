@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from projects.mmdet3d_plugin.registry import TRANSFORMS
+from ...registry import TRANSFORMS
 
 
 def pad_image(img: np.ndarray, size_hw: tuple[int, int], pad_val: float) -> np.ndarray:

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from projects.mmdet3d_plugin.kd.losses.feature_utils import (
+from .feature_utils import (
     check_non_negative,
     check_positive,
     kl_divergence_sum,
     prepare_feature_pair,
     spatial_log_softmax,
 )
-from projects.mmdet3d_plugin.registry import MODELS
+from ...registry import MODELS
 
 
 @MODELS.register_module()

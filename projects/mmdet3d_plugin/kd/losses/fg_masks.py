@@ -23,8 +23,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from projects.mmdet3d_plugin.core.bbox.box_layout import BOX_DIM, YAW
-from projects.mmdet3d_plugin.core.bbox.box_ops import box3d_corners
+from ...core.bbox.box_layout import BOX_DIM, YAW
+from ...core.bbox.box_ops import box3d_corners
 
 # The twelve edges of a box, as pairs of indices into ``box3d_corners``' order.
 _BOX_EDGES = (

@@ -31,13 +31,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from projects.mmdet3d_plugin.kd.losses.feature_utils import (
+from .feature_utils import (
     check_non_negative,
     check_positive,
     prepare_feature_pair,
 )
-from projects.mmdet3d_plugin.kd.losses.fg_masks import foreground_background_masks
-from projects.mmdet3d_plugin.registry import MODELS
+from .fg_masks import foreground_background_masks
+from ...registry import MODELS
 
 
 class GlobalContextBlock(nn.Module):

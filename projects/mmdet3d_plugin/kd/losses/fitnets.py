@@ -16,9 +16,9 @@ from typing import Optional
 
 from torch import Tensor, nn
 
-from projects.mmdet3d_plugin.kd.losses.feature_utils import check_non_negative, prepare_feature_pair
-from projects.mmdet3d_plugin.kd.losses.query_matching import take_last_queries
-from projects.mmdet3d_plugin.registry import MODELS
+from .feature_utils import check_non_negative, prepare_feature_pair
+from .query_matching import take_last_queries
+from ...registry import MODELS
 
 
 @MODELS.register_module()

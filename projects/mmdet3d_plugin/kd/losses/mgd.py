@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from projects.mmdet3d_plugin.kd.losses.feature_utils import check_non_negative, prepare_feature_pair
-from projects.mmdet3d_plugin.registry import MODELS
+from .feature_utils import check_non_negative, prepare_feature_pair
+from ...registry import MODELS
 
 
 @MODELS.register_module()

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from projects.mmdet3d_plugin.core.checkpoint import (
+from ...core.checkpoint import (
     numpy_safe_globals,
     read_checkpoint,
     split_checkpoint,

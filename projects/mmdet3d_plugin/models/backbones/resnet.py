@@ -24,13 +24,13 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from projects.mmdet3d_plugin.core.checkpoint import apply_state_dict
-from projects.mmdet3d_plugin.models.backbones.pretrained import (
+from ...core.checkpoint import apply_state_dict
+from .pretrained import (
     pretrained_init_args,
     read_pretrained_state_dict,
 )
-from projects.mmdet3d_plugin.models.necks.conv_module import build_norm_layer, check_conv_cfg
-from projects.mmdet3d_plugin.registry import MODELS
+from ..necks.conv_module import build_norm_layer, check_conv_cfg
+from ...registry import MODELS
 
 logger = logging.getLogger(__name__)
 

@@ -24,9 +24,9 @@ import torch
 from torch import Tensor, nn
 
 from ...registry import MODELS
-from ..utils.denoising import DenoisingQueries
-from ..utils.mln import MLN
-from ..utils.ray_denoising import RayDenoising
+from ..denoising.denoising import DenoisingQueries
+from ..temporal.mln import MLN
+from ..denoising.ray_denoising import RayDenoising
 from .sparse_query_head import SparseQueryHead
 
 _CAMERA_DIMS = 14  # fx / 1e3, fy / 1e3 and the 12 entries of extrinsics[:3, :4]

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from ...core.bbox.util import normalize_bbox
 from ...registry import MODELS, TASK_UTILS
-from ..utils.denoising import DenoisingQueries
+from ..denoising.denoising import DenoisingQueries
 
 TRAIN_CFG_KEYS = ("assigner", "grid_size", "voxel_size", "point_cloud_range", "out_size_factor")
 

@@ -4,7 +4,7 @@
 the set losses and assigner, the box coder, the transformer, the saved constants, the tied
 cls / reg branches, the query and memory encoders, the memory queue and the checkpoint
 checks. One frame: learnable reference points (DN queries first in training) become
-queries; the :class:`~..utils.memory_queue.MemoryQueue`, moved into the current frame (new
+queries; the :class:`~..temporal.memory_queue.MemoryQueue`, moved into the current frame (new
 scenes start from the pseudo reference points), supplies ``num_propagated`` extra queries
 and further self-attention keys, aligned with the queries by MLN on ego motion and age;
 the decoder runs; the tied per-layer branches predict boxes around the reference points;
@@ -25,11 +25,11 @@ from torch import Tensor, nn
 
 from ...core.bbox.box_layout import CODE_DIM, CODE_X, CODE_Z
 from ...registry import MODELS, TASK_UTILS
-from ..utils.denoising import DenoisingQueries
+from ..denoising.denoising import DenoisingQueries
 from ..utils.float32 import force_fp32
-from ..utils.memory_queue import MemoryQueue
+from ..temporal.memory_queue import MemoryQueue
 from ..utils.misc import inverse_sigmoid, to_metric
-from ..utils.mln import MLN
+from ..temporal.mln import MLN
 from ..utils.positional_encoding import nerf_positional_encoding, pos2posemb1d, pos2posemb3d
 from .dn_ground_truth import dn_targets
 from .head_settings import CONTENT_SHIFT_STD, shared_setting_problems

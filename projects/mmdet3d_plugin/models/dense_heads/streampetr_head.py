@@ -17,9 +17,9 @@ import torch
 from torch import Tensor, nn
 
 from ...registry import MODELS
-from ..utils.denoising import DenoisingQueries, build_dn_queries, dn_self_attention_mask
+from ..denoising.denoising import DenoisingQueries, build_dn_queries, dn_self_attention_mask
 from ..utils.misc import inverse_sigmoid, topk_gather
-from ..utils.mln import MLN, SELayer_Linear
+from ..temporal.mln import MLN, SELayer_Linear
 from .petr_position import camera_focal_tokens, frustum_depth_bins, frustum_points
 from .sparse_query_head import SparseQueryHead
 

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from projects.mmdet3d_plugin.models.losses.weighted_loss import WeightedLoss
-from projects.mmdet3d_plugin.registry import MODELS
+from .weighted_loss import WeightedLoss
+from ...registry import MODELS
 
 _DEFAULT_IGNORE = -100
 

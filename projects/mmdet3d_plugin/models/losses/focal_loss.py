@@ -7,8 +7,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from projects.mmdet3d_plugin.models.losses.sigmoid_class_loss import SigmoidClassLoss
-from projects.mmdet3d_plugin.registry import MODELS
+from .sigmoid_class_loss import SigmoidClassLoss
+from ...registry import MODELS
 
 
 def one_hot_targets(target: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import torch
 
-from projects.mmdet3d_plugin.models.losses.weighted_loss import WeightedLoss, check_same_shape
-from projects.mmdet3d_plugin.registry import MODELS
+from .weighted_loss import WeightedLoss, check_same_shape
+from ...registry import MODELS
 
 _EPS = 1e-12
 

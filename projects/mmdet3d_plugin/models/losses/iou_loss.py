@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import torch
 
-from projects.mmdet3d_plugin.core.bbox.box_ops import bbox_overlaps
-from projects.mmdet3d_plugin.models.losses.weighted_loss import WeightedLoss, check_same_shape
-from projects.mmdet3d_plugin.registry import MODELS
+from ...core.bbox.box_ops import bbox_overlaps
+from .weighted_loss import WeightedLoss, check_same_shape
+from ...registry import MODELS
 
 _IOU_MODES = ("linear", "square", "log")
 

@@ -1,7 +1,7 @@
 """The base of the sigmoid classification losses (focal, quality focal): only the sigmoid form."""
 from __future__ import annotations
 
-from projects.mmdet3d_plugin.models.losses.weighted_loss import WeightedLoss
+from .weighted_loss import WeightedLoss
 
 
 class SigmoidClassLoss(WeightedLoss):

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from projects.mmdet3d_plugin.models.losses.weighted_loss import WeightedLoss, check_same_shape
-from projects.mmdet3d_plugin.registry import MODELS
+from .weighted_loss import WeightedLoss, check_same_shape
+from ...registry import MODELS
 
 
 @MODELS.register_module()

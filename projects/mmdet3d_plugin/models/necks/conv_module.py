@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from projects.mmdet3d_plugin.registry import MODELS
+from ...registry import MODELS
 
 #: norm ``type`` → (torch class, attribute name used in state dicts).
 NORM_LAYERS: Mapping[str, tuple[type[nn.Module], str]] = {

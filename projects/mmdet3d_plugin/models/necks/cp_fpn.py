@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import torch
 
-from projects.mmdet3d_plugin.models.necks.fpn import FPN
-from projects.mmdet3d_plugin.registry import MODELS
+from .fpn import FPN
+from ...registry import MODELS
 
 
 @MODELS.register_module()

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from projects.mmdet3d_plugin.models.necks.conv_module import ConvModule
-from projects.mmdet3d_plugin.registry import MODELS
+from .conv_module import ConvModule
+from ...registry import MODELS
 
 _EXTRA_SOURCES = ("on_input", "on_lateral", "on_output")
 _UPSAMPLE_KEYS = ("mode", "scale_factor", "align_corners")

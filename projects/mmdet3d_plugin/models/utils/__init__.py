@@ -1,1 +1,1 @@
-"""Attention, positional encodings, MLN, memory queue, denoising and deformable aggregation."""
+"""Small shared helpers: positional encodings, GridMask, fp32 regions, sigmoid and gather."""

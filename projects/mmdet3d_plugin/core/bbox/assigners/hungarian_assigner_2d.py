@@ -5,15 +5,15 @@ from typing import Any, Mapping, Optional, Union
 
 from torch import Tensor
 
-from projects.mmdet3d_plugin.core.bbox.assigners.assign_result import AssignResult
-from projects.mmdet3d_plugin.core.bbox.assigners.hungarian_matching import (
+from .assign_result import AssignResult
+from .hungarian_matching import (
     MatchCost,
     build_match_cost,
     empty_assignment,
     match_by_cost,
 )
-from projects.mmdet3d_plugin.core.bbox.box_ops import bbox_cxcywh_to_xyxy
-from projects.mmdet3d_plugin.registry import TASK_UTILS
+from ..box_ops import bbox_cxcywh_to_xyxy
+from ....registry import TASK_UTILS
 
 
 @TASK_UTILS.register_module()

@@ -5,16 +5,16 @@ from typing import Optional, Sequence, Union
 
 from torch import Tensor
 
-from projects.mmdet3d_plugin.core.bbox.assigners.assign_result import AssignResult
-from projects.mmdet3d_plugin.core.bbox.assigners.hungarian_matching import (
+from .assign_result import AssignResult
+from .hungarian_matching import (
     MatchCost,
     build_match_cost,
     empty_assignment,
     match_by_cost,
 )
-from projects.mmdet3d_plugin.core.bbox.box_layout import CODE_COS_YAW
-from projects.mmdet3d_plugin.core.bbox.util import normalize_bbox
-from projects.mmdet3d_plugin.registry import TASK_UTILS
+from ..box_layout import CODE_COS_YAW
+from ..util import normalize_bbox
+from ....registry import TASK_UTILS
 
 _NUM_CODES_NO_VELOCITY = CODE_COS_YAW + 1
 

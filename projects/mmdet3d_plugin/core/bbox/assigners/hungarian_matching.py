@@ -6,8 +6,8 @@ from typing import Any, Callable, Optional, Union
 import torch
 from torch import Tensor
 
-from projects.mmdet3d_plugin.core.bbox.assigners.assign_result import AssignResult
-from projects.mmdet3d_plugin.registry import TASK_UTILS
+from .assign_result import AssignResult
+from ....registry import TASK_UTILS
 
 MatchCost = Callable[..., Tensor]
 

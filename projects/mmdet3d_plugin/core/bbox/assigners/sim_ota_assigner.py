@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from projects.mmdet3d_plugin.core.bbox.assigners.assign_result import AssignResult
-from projects.mmdet3d_plugin.core.bbox.box_ops import bbox_overlaps
-from projects.mmdet3d_plugin.registry import TASK_UTILS
+from .assign_result import AssignResult
+from ..box_ops import bbox_overlaps
+from ....registry import TASK_UTILS
 
 _INF = 100000.0
 

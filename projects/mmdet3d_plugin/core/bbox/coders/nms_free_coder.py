@@ -6,9 +6,9 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
-from projects.mmdet3d_plugin.core.bbox.box_layout import X, Z
-from projects.mmdet3d_plugin.core.bbox.util import denormalize_bbox
-from projects.mmdet3d_plugin.registry import TASK_UTILS
+from ..box_layout import X, Z
+from ..util import denormalize_bbox
+from ....registry import TASK_UTILS
 
 
 @TASK_UTILS.register_module()

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from projects.mmdet3d_plugin.core.bbox.box_ops import bbox_cxcywh_to_xyxy, bbox_xyxy_to_cxcywh
-from projects.mmdet3d_plugin.registry import TASK_UTILS
+from ..box_ops import bbox_cxcywh_to_xyxy, bbox_xyxy_to_cxcywh
+from ....registry import TASK_UTILS
 
 
 @TASK_UTILS.register_module()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from projects.mmdet3d_plugin.registry import TASK_UTILS
+from ....registry import TASK_UTILS
 
 
 @TASK_UTILS.register_module()

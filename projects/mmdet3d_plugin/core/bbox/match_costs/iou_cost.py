@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from projects.mmdet3d_plugin.core.bbox.box_ops import bbox_overlaps
-from projects.mmdet3d_plugin.registry import TASK_UTILS
+from ..box_ops import bbox_overlaps
+from ....registry import TASK_UTILS
 
 
 @TASK_UTILS.register_module()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from projects.mmdet3d_plugin.models.utils.denoising import build_dn_queries, dn_self_attention_mask
+from projects.mmdet3d_plugin.models.denoising.denoising import build_dn_queries, dn_self_attention_mask
 
 PC_RANGE = torch.tensor([-50.0, -50.0, -5.0, 50.0, 50.0, 3.0])
 

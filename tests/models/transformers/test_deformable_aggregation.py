@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from projects.mmdet3d_plugin.models.utils.deformable_aggregation import (
+from projects.mmdet3d_plugin.models.transformers.deformable_aggregation import (
     DeformableFeatureAggregation,
     project_points,
 )

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from projects.mmdet3d_plugin.models.utils.memory_queue import MemoryQueue
+from projects.mmdet3d_plugin.models.temporal.memory_queue import MemoryQueue
 
 
 def _pose(yaw: float, tx: float, ty: float) -> torch.Tensor:
@@ -97,7 +97,7 @@ def test_reset_and_batch_size_change_start_afresh() -> None:
 def test_state_round_trip_and_discovery_by_name():
     from torch import nn
 
-    from projects.mmdet3d_plugin.models.utils.memory_queue import MemoryQueue, find_memory_queues
+    from projects.mmdet3d_plugin.models.temporal.memory_queue import MemoryQueue, find_memory_queues
 
     class Head(nn.Module):
         def __init__(self) -> None:

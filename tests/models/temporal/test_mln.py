@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from projects.mmdet3d_plugin.models.utils.mln import MLN, SELayer_Linear
+from projects.mmdet3d_plugin.models.temporal.mln import MLN, SELayer_Linear
 from projects.mmdet3d_plugin.registry import MODELS
 
 

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ...core.bbox.box_layout import CODE_VX, CODE_VY, CODE_X, CODE_Z
-from .misc import memory_refresh, topk_gather, transform_reference_points
+from ..utils.misc import memory_refresh, topk_gather, transform_reference_points
 
 
 _STATE_FIELDS = ("embedding", "reference_point", "timestamp", "egopose", "velo")

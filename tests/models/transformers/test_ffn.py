@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from projects.mmdet3d_plugin.models.utils.ffn import FFN, build_dropout, build_norm
+from projects.mmdet3d_plugin.models.transformers.ffn import FFN, build_dropout, build_norm
 from projects.mmdet3d_plugin.registry import MODELS
 
 

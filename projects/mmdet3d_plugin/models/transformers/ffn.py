@@ -10,7 +10,7 @@ from typing import Optional
 
 from torch import Tensor, nn
 
-from projects.mmdet3d_plugin.registry import MODELS
+from ...registry import MODELS
 
 _ACTIVATIONS = MappingProxyType(
     {"ReLU": nn.ReLU, "GELU": nn.GELU, "SiLU": nn.SiLU, "Swish": nn.SiLU, "Sigmoid": nn.Sigmoid}

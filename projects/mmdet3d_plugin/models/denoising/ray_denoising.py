@@ -24,8 +24,8 @@ import torch
 from torch import Tensor
 from torch.distributions import Beta
 
-from projects.mmdet3d_plugin.core.bbox.box_layout import BOX_DIM, H, L, X, Z
-from projects.mmdet3d_plugin.models.utils.denoising import DenoisingQueries, build_dn_queries
+from ...core.bbox.box_layout import BOX_DIM, H, L, X, Z
+from .denoising import DenoisingQueries, build_dn_queries
 
 
 def ray_steps(

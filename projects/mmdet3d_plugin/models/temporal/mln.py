@@ -9,7 +9,7 @@ from typing import Type
 
 from torch import Tensor, nn
 
-from projects.mmdet3d_plugin.registry import MODELS
+from ...registry import MODELS
 
 
 @MODELS.register_module()

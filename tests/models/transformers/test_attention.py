@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from projects.mmdet3d_plugin.models.utils.attention import MultiheadSDPA
+from projects.mmdet3d_plugin.models.transformers.attention import MultiheadSDPA
 from projects.mmdet3d_plugin.registry import MODELS
 
 C, HEADS, B, LQ, LK = 16, 4, 2, 5, 7
@@ -155,7 +155,7 @@ def test_flash_path_on_cuda_half_matches_sdpa():
 
 
 def test_flash_variant_never_drops_attention_weights_like_upstream():
-    from projects.mmdet3d_plugin.models.utils.attention import PETRMultiheadAttention, PETRMultiheadFlashAttention
+    from projects.mmdet3d_plugin.models.transformers.attention import PETRMultiheadAttention, PETRMultiheadFlashAttention
 
     assert PETRMultiheadFlashAttention(16, 2, dropout=0.1).attn.attn_drop == 0.0
     assert PETRMultiheadAttention(16, 2, dropout=0.1).attn.attn_drop == 0.1

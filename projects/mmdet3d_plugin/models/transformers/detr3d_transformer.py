@@ -25,8 +25,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from projects.mmdet3d_plugin.models.utils.ffn import build_norm
-from projects.mmdet3d_plugin.registry import MODELS
+from .ffn import build_norm
+from ...registry import MODELS
 
 OPERATIONS = ("self_attn", "norm", "cross_attn", "ffn")
 # The FFN of RayDN's published decoder layers (see the module docstring).

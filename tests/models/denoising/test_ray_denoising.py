@@ -6,7 +6,7 @@ import math
 import torch
 from torch.distributions import Beta
 
-from projects.mmdet3d_plugin.models.utils.ray_denoising import (
+from projects.mmdet3d_plugin.models.denoising.ray_denoising import (
     RayDenoising,
     dn_attention_mask,
     ray_steps,

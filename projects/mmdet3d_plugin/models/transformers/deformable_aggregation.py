@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from projects.mmdet3d_plugin.registry import MODELS
+from ...registry import MODELS
 
 # Smallest camera depth (metres) at which a projected point counts as in front of a camera.
 DEPTH_EPS = 1e-5

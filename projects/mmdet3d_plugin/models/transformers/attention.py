@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from projects.mmdet3d_plugin.models.utils.ffn import build_dropout
-from projects.mmdet3d_plugin.registry import MODELS
+from .ffn import build_dropout
+from ...registry import MODELS
 
 
 @functools.lru_cache(maxsize=1)

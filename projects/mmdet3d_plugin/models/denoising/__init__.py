@@ -1,0 +1,1 @@
+"""Denoising queries: StreamPETR's box noising and RayDN's ray denoising."""

@@ -1,0 +1,1 @@
+"""Temporal state and alignment: the memory queue and motion-aware layer norm (MLN)."""
