@@ -23,8 +23,9 @@ from projects.mmdet3d_plugin.engine.runner import build_model, load_config
 from projects.mmdet3d_plugin.kd.distillers.detector_configs import load_detector_config
 from projects.mmdet3d_plugin.models.backbones.pretrained import TORCHVISION_PREFIX, torchvision_url
 from projects.mmdet3d_plugin.registry import MODELS
+from projects.mmdet3d_plugin.paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 CONFIGS = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "projects" / "configs").rglob("*.py")
                  if "_base_" not in path.parts)
 

@@ -3,7 +3,6 @@ nuScenes pipelines at their image size, and the merged configs pass the key chec
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pytest
 from mmengine import Config
@@ -12,8 +11,9 @@ from projects.mmdet3d_plugin.core import batch_contract
 from projects.mmdet3d_plugin.datasets.nuscenes_dataset import sample_keys_of
 from projects.mmdet3d_plugin.engine.config_keys import ignored_upstream_keys
 from projects.mmdet3d_plugin.engine.runtime_config import parse_runtime
+from projects.mmdet3d_plugin.paths import REPO_ROOT
 
-CONFIGS = Path(__file__).resolve().parents[2] / "projects/configs"
+CONFIGS = REPO_ROOT / "projects/configs"
 MODEL_BASE = "../_base_/models/streaming-r50-428q.py"
 R50 = ("RayDN/raydn_r50_704_bs2_seq_428q_nui_60e.py",
        "StreamPETR/stream_petr_r50_flash_704_bs2_seq_428q_nui_60e.py")

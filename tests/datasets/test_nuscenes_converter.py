@@ -19,6 +19,7 @@ from projects.mmdet3d_plugin.core.bbox.box_layout import CAMERA_NAMES
 from projects.mmdet3d_plugin.datasets.camera_boxes import INFO_2D_CATEGORIES
 from projects.mmdet3d_plugin.datasets.geometry import intrinsic_matrix, invert_pose, pose_matrix
 from projects.mmdet3d_plugin.datasets.nuscenes_converter import create_nuscenes_infos, scene_infos
+from projects.mmdet3d_plugin.paths import REPO_ROOT
 
 VERSION = "v1.0-mini"
 INFO_KEYS = (
@@ -153,7 +154,7 @@ def test_unannotated_scene_infos_have_no_ground_truth(nusc: NuScenes, synthetic_
 
 
 def test_cli_writes_the_same_infos(synthetic_world: Path, tmp_path: Path, infos: dict[str, list[dict]]) -> None:
-    script = Path(__file__).parents[2] / "tools" / "create_data_nusc.py"
+    script = REPO_ROOT / "tools" / "create_data_nusc.py"
     spec = importlib.util.spec_from_file_location("create_data_nusc", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -3,7 +3,6 @@ with a warning, free variables are accepted; every shipped config passes."""
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pytest
 from mmengine.config import Config
@@ -11,8 +10,9 @@ from mmengine.config import Config
 from projects.mmdet3d_plugin.engine.config_keys import ignored_upstream_keys
 from projects.mmdet3d_plugin.engine.runner import load_config
 from projects.mmdet3d_plugin.engine.runtime_config import parse_runtime
+from projects.mmdet3d_plugin.paths import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 SHIPPED = sorted(p for folder in ("projects/configs", "tests/engine/configs", "tests/fixtures/configs",
                                   "tests/kd/configs")
                  for p in (REPO / folder).rglob("*.py") if "_base_" not in p.parts)

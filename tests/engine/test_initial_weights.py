@@ -11,8 +11,9 @@ from projects.mmdet3d_plugin.engine import initial_weights, runner
 from projects.mmdet3d_plugin.engine.initial_weights import compare_load_from, load_initial_weights
 from projects.mmdet3d_plugin.engine.runtime_config import LoadFromSpec
 from projects.mmdet3d_plugin.models.backbones.resnet import ResNet
+from projects.mmdet3d_plugin.paths import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 TINY_CONFIG = REPO / "tests" / "engine" / "configs" / "tiny_raydn.py"
 
 

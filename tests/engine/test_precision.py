@@ -2,7 +2,6 @@
 autocast is on (training steps, evaluation steps, the detectors' image features)."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import lightning as L
 import pytest
@@ -15,8 +14,9 @@ from projects.mmdet3d_plugin.models.detectors.base import build_detector
 
 from ..models.detectors.test_repdetr3d import make_batch, tiny_model_cfg
 from .test_runner import CPU, tiny_cfg
+from projects.mmdet3d_plugin.paths import REPO_ROOT
 
-CONFIGS = Path(__file__).resolve().parents[2] / "projects" / "configs"
+CONFIGS = REPO_ROOT / "projects" / "configs"
 # mmcv's fp16 hook (torch >= 1.6): autocast only inside @auto_fp16 functions (the detectors'
 # extract_feat: backbone + neck, outputs back to fp32), dynamic loss scale, and testing
 # through the undecorated extract_img_feat, i.e. fp32.

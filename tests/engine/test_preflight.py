@@ -14,8 +14,9 @@ from projects.mmdet3d_plugin.engine import runner
 from projects.mmdet3d_plugin.engine.preflight import check_images, preflight
 from projects.mmdet3d_plugin.engine.runner import build_dataset, build_model, load_config, train
 from projects.mmdet3d_plugin.engine.trainer_factory import LaunchEnv
+from projects.mmdet3d_plugin.paths import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 TINY_CONFIG = REPO / "tests" / "engine" / "configs" / "tiny_raydn.py"
 CPU = LaunchEnv(accelerator="cpu", devices=1, num_nodes=1, world_size=1)
 

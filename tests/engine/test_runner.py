@@ -12,8 +12,9 @@ import torch
 from projects.mmdet3d_plugin.engine import runner
 from projects.mmdet3d_plugin.engine.runner import load_config, train
 from projects.mmdet3d_plugin.engine.trainer_factory import LaunchEnv, latest_checkpoint
+from projects.mmdet3d_plugin.paths import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 TINY_CONFIG = REPO / "tests" / "engine" / "configs" / "tiny_raydn.py"
 CPU = LaunchEnv(accelerator="cpu", devices=1, num_nodes=1, world_size=1)
 

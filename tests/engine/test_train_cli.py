@@ -1,13 +1,13 @@
 """The command line shared by tools/train.py and tools/distillation.py."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
 from projects.mmdet3d_plugin.engine.train_cli import train_arg_parser, train_from_args
+from projects.mmdet3d_plugin.paths import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 TINY_CONFIG = REPO / "tests" / "engine" / "configs" / "tiny_raydn.py"
 
 

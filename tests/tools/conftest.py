@@ -7,8 +7,9 @@ from types import ModuleType
 from typing import Callable
 
 import pytest
+from projects.mmdet3d_plugin.paths import REPO_ROOT
 
-TOOLS = Path(__file__).resolve().parents[2] / "tools"
+TOOLS = REPO_ROOT / "tools"
 
 
 @pytest.fixture

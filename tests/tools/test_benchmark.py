@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from projects.mmdet3d_plugin.models.detectors.base import build_detector
+from projects.mmdet3d_plugin.paths import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 TINY_CONFIG = str(REPO / "tests" / "engine" / "configs" / "tiny_raydn.py")
 STAGES = ("backbone", "neck", "head", "total")
 

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
+from projects.mmdet3d_plugin.paths import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 
 
 def test_benchmark_runs_on_the_world(synthetic_world, synthetic_infos, capsys) -> None:

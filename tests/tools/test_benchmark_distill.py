@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from projects.mmdet3d_plugin.paths import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 TINY_DISTILL = str(REPO / "tests" / "kd" / "configs" / "tiny_distill_raydn.py")
 TINY_TEACHER = REPO / "tests" / "kd" / "configs" / "tiny_raydn.py"
 

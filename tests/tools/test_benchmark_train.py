@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from projects.mmdet3d_plugin.paths import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 TINY_CONFIG = str(REPO / "tests" / "engine" / "configs" / "tiny_raydn.py")
 TINY_DISTILL = str(REPO / "tests" / "kd" / "configs" / "tiny_distill_raydn.py")
 

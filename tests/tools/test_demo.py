@@ -6,8 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from projects.mmdet3d_plugin.paths import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 spec = importlib.util.spec_from_file_location("demo", REPO / "tools" / "demo.py")
 demo = importlib.util.module_from_spec(spec)
 sys.modules["demo"] = demo  # dataclasses resolve their module through sys.modules

@@ -11,8 +11,9 @@ from mmengine.config import Config
 from projects.mmdet3d_plugin.core.checkpoint import load_checkpoint, read_checkpoint
 from projects.mmdet3d_plugin.registry import MODELS
 from tests.fixtures.batches import geometry_batch
+from projects.mmdet3d_plugin.paths import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 CONFIGS = REPO / "tests" / "kd" / "configs"
 NUM_CAMS, H, W = 6, 64, 176
 

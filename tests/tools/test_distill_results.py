@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from projects.mmdet3d_plugin.engine.train_cli import train_arg_parser
+from projects.mmdet3d_plugin.paths import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 spec = importlib.util.spec_from_file_location("distill_results", REPO / "tools" / "distill_results.py")
 tool = importlib.util.module_from_spec(spec)
 sys.modules["distill_results"] = tool

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from projects.mmdet3d_plugin.paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 
 
 def _load(name: str, path: Path):

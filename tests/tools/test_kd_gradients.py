@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
 from mmengine.config import Config
 
 from projects.mmdet3d_plugin.registry import MODELS
+from projects.mmdet3d_plugin.paths import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 TINY_DISTILL = str(REPO / "tests" / "kd" / "configs" / "tiny_distill_raydn.py")
 TINY_TEACHER = REPO / "tests" / "kd" / "configs" / "tiny_raydn.py"
 

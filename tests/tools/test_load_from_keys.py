@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import torch
 
 from projects.mmdet3d_plugin.core.checkpoint import save_checkpoint
+from projects.mmdet3d_plugin.paths import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 TINY_CONFIG = REPO / "tests" / "engine" / "configs" / "tiny_raydn.py"
 
 

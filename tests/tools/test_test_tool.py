@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
 import torch
+from projects.mmdet3d_plugin.paths import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 TINY_CONFIG = REPO / "tests" / "engine" / "configs" / "tiny_raydn.py"
 
 

@@ -12,8 +12,9 @@ from projects.mmdet3d_plugin.core.bbox.box_layout import NUSCENES_CLASSES
 from projects.mmdet3d_plugin.core.checkpoint import save_checkpoint
 from projects.mmdet3d_plugin.registry import DATASETS, MODELS
 from tests.fixtures.tiny_models import export_raydn
+from projects.mmdet3d_plugin.paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 
 
 def _load(name: str, path: Path):

@@ -27,8 +27,9 @@ from mmengine.config import Config
 
 from projects.mmdet3d_plugin.export.example_frames import synthetic_frame
 from projects.mmdet3d_plugin.registry import MODELS
+from projects.mmdet3d_plugin.paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = REPO_ROOT
 STORE = Path(__file__).with_name("outputs.pt")
 CONFIGS = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "projects" / "configs").rglob("*.py")
                  if "_base_" not in path.parts)

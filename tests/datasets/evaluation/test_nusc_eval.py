@@ -21,9 +21,10 @@ from projects.mmdet3d_plugin.datasets.evaluation.nusc_eval import (
     split_sample_tokens,
 )
 from projects.mmdet3d_plugin.datasets.evaluation.submission import results_to_submission, save_submission
+from projects.mmdet3d_plugin.paths import REPO_ROOT
 
 VERSION = "v1.0-mini"
-TOOL = Path(__file__).resolve().parents[3] / "tools" / "evaluate_gt.py"
+TOOL = REPO_ROOT / "tools" / "evaluate_gt.py"
 
 
 @pytest.fixture(scope="module")

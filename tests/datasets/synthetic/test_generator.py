@@ -19,9 +19,10 @@ from projects.mmdet3d_plugin.datasets.synthetic.background import (camera_backgr
 from projects.mmdet3d_plugin.datasets.synthetic.cameras import SensorCalibration
 from projects.mmdet3d_plugin.datasets.synthetic.catalog import ATTRIBUTES
 from projects.mmdet3d_plugin.datasets.synthetic.generator import generate_world
+from projects.mmdet3d_plugin.paths import REPO_ROOT
 
 VERSION = "v1.0-mini"
-TOOL = Path(__file__).resolve().parents[3] / "tools" / "create_synthetic_nuscenes.py"
+TOOL = REPO_ROOT / "tools" / "create_synthetic_nuscenes.py"
 
 
 @pytest.fixture(scope="module")

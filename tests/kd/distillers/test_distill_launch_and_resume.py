@@ -10,8 +10,9 @@ import torch
 
 from projects.mmdet3d_plugin.engine.runner import load_config, train
 from projects.mmdet3d_plugin.engine.trainer_factory import LaunchEnv, latest_checkpoint
+from projects.mmdet3d_plugin.paths import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = REPO_ROOT
 CONFIGS = REPO / "tests" / "kd" / "configs"
 CPU = LaunchEnv(accelerator="cpu", devices=1, num_nodes=1, world_size=1)
 

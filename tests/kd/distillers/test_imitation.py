@@ -24,8 +24,9 @@ from mmengine.config import Config
 from projects.mmdet3d_plugin.kd.imitation_gaps import feature_gap, output_gap, point_set_gap
 from projects.mmdet3d_plugin.kd.recorders.tap_manager import TapManager
 from projects.mmdet3d_plugin.registry import MODELS
+from projects.mmdet3d_plugin.paths import REPO_ROOT
 
-SYNTHETIC = Path(__file__).resolve().parents[3] / "projects/configs/synthetic/distill_raydn_r50_r18_synthetic.py"
+SYNTHETIC = REPO_ROOT / "projects/configs/synthetic/distill_raydn_r50_r18_synthetic.py"
 LAST = 1  # tiny RayDN: 2 decoder layers
 QUERIES = 12  # 8 learnable + 4 propagated
 DFA = f"pts_bbox_head.transformer.decoder.layers.{LAST}.attentions.1"
