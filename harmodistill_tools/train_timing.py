@@ -15,7 +15,8 @@ A step is split into parts that add up to it:
 * ``backward``: ``zero_grad`` + ``backward`` (through the loss scaler with fp16);
 * ``optimizer``: unscale (fp16), grad clip (the config's ``grad_clip``), step, lr schedule.
 
-``assign`` (the heads' assigners' ``assign`` calls) is reported as a part *of* ``loss``.
+``assign`` (the heads' assigners' ``assign`` calls and their batched ``assign_layers`` /
+``assign_images``: costs and matching) is reported as a part *of* ``loss``.
 Module parts are timed with :class:`~harmodistill_tools.benchmarking.StageTimer` hooks,
 method parts (``loss``, ``assign``, distillation losses) by wrapping the bound methods for the
 run (:class:`MethodTimer`). On CUDA the device is synchronised at every boundary.
@@ -41,6 +42,8 @@ FORWARD_PARTS = ("teacher_forward", "backbone_neck", "head_forward", "loss", "di
 LOSS_PARTS = ("assign",)
 _HEADS = ("pts_bbox_head", "img_roi_head")
 _ASSIGNERS = ("assigner", "assigner2d")
+#: The assigners' methods timed as ``assign``: one matrix, and the batched paths.
+_ASSIGN_METHODS = ("assign", "assign_layers", "assign_images")
 
 
 def loss_total(losses: Mapping[str, Tensor]) -> Tensor:
@@ -176,12 +179,14 @@ def _stage_map(detector: nn.Module) -> dict[str, str]:
 
 
 def _method_targets(model: nn.Module, detector: nn.Module) -> dict[str, list[tuple[object, str]]]:
-    """The wrapped methods per part: heads' ``loss``, assigners' ``assign``, distillation losses."""
+    """The wrapped methods per part: heads' ``loss``, assigners' ``assign`` (and batched
+    variants), distillation losses."""
     heads = [head for head in (getattr(detector, name, None) for name in _HEADS) if isinstance(head, nn.Module)]
     targets = {
         "loss": [(head, "loss") for head in heads],
-        "assign": [(assigner, "assign") for head in heads for assigner in
-                   (getattr(head, name, None) for name in _ASSIGNERS) if hasattr(assigner, "assign")],
+        "assign": [(assigner, method) for head in heads for assigner in
+                   (getattr(head, name, None) for name in _ASSIGNERS)
+                   for method in _ASSIGN_METHODS if hasattr(assigner, method)],
     }
     if isinstance(model, HarmoDistiller):
         targets["distill_losses"] = [(module, "forward") for module in

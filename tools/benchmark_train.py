@@ -2,8 +2,8 @@
 
     python tools/benchmark_train.py CONFIG [--steps 10] [--warmup 2] [--batch-size B]
         [--workers W] [--device cpu|cuda] [--precision fp32|bf16|fp16] [--profile DIR]
-        [--profile-steps 3] [--teacher-ckpt PATH | --random-teacher] [--out result.json]
-        [--cfg-options k=v ...]
+        [--profile-steps 3] [--count-syncs N] [--teacher-ckpt PATH | --random-teacher]
+        [--out result.json] [--cfg-options k=v ...]
 
 Builds what a training run builds (``engine.runner``): the model (random weights: no
 pretrained backbone is fetched; a distiller's teacher from ``model.teacher_ckpt``, or an
@@ -18,7 +18,10 @@ process's peak RSS (loader workers are other processes and are not counted).
 Precision: the config's training precision, or ``--precision`` over the whole model
 (autocast over the forward; ``fp16`` with a GradScaler, CUDA only). ``--profile DIR`` runs
 ``--profile-steps`` more steps under ``torch.profiler`` (after the timed ones) and writes a
-chrome trace and the top operators. Numbers compare only within one run (docs/benchmarks.md).
+chrome trace and the top operators. ``--count-syncs N`` (CUDA only) runs N more steps in
+``torch.cuda.set_sync_debug_mode('warn')`` and reports the host synchronisations per step and
+the source lines causing them (``harmodistill_tools/sync_count.py``). Numbers compare only
+within one run (docs/benchmarks.md).
 """
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ import projects.mmdet3d_plugin  # noqa: F401  (registers every module)
 from harmodistill_tools.benchmarking import (PeakMemoryMeter, environment, latency_stats, resolve_device,
                                              synchronizer, write_result)
 from harmodistill_tools.profiling import profile_steps
+from harmodistill_tools.sync_count import count_syncs, format_syncs
 from harmodistill_tools.train_timing import (FORWARD_PARTS, LOSS_PARTS, STEP_PARTS, TrainStepTimer,
                                              add_teacher_options, is_distiller_config, require_training_data,
                                              teacher_checkpoint)
@@ -63,6 +67,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="autocast over the whole forward (default: the config's training precision)")
     parser.add_argument("--profile", default=None, metavar="DIR", help="write a torch.profiler trace and tables here")
     parser.add_argument("--profile-steps", type=int, default=3, help="steps run under the profiler")
+    parser.add_argument("--count-syncs", type=int, default=0, metavar="N",
+                        help="CUDA only: count host syncs over N more steps (sync-debug warn mode)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the model init, sampler and augmentation")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
@@ -71,10 +77,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     bad = [f"--{name.replace('_', '-')} {value}" for name, value, low in (
         ("steps", args.steps, 1), ("warmup", args.warmup, 0), ("batch_size", args.batch_size, 1),
-        ("workers", args.workers, 0), ("profile_steps", args.profile_steps, 1)) if value is not None and value < low]
+        ("workers", args.workers, 0), ("profile_steps", args.profile_steps, 1),
+        ("count_syncs", args.count_syncs, 0)) if value is not None and value < low]
     if bad:
         parser.error(f"need --steps >= 1, --warmup >= 0, --batch-size >= 1, --workers >= 0, "
-                     f"--profile-steps >= 1; got {', '.join(bad)}")
+                     f"--profile-steps >= 1, --count-syncs >= 0; got {', '.join(bad)}")
     return args
 
 
@@ -172,10 +179,14 @@ def build_run(args: argparse.Namespace, cfg: Any, device: torch.device,
 
 
 def run_steps(timer: TrainStepTimer, batches: Iterator[dict[str, Any]], args: argparse.Namespace,
-              device: torch.device) -> tuple[list[tuple[dict[str, float], int]], PeakMemoryMeter, Optional[dict]]:
-    """Warm-up, timed steps (under the peak memory meter) and the profiled steps of ``--profile``.
+              device: torch.device) -> tuple[list[tuple[dict[str, float], int]], PeakMemoryMeter, dict]:
+    """Warm-up, timed steps (under the peak memory meter), the profiled steps of ``--profile``
+    and the sync-counted steps of ``--count-syncs``.
 
     The loader iterator ``batches`` (and its workers) ends with this call.
+
+    Returns:
+        The timed records, the meter and the extras: ``profile`` and ``host_syncs`` when asked.
     """
     records = []
     meter = PeakMemoryMeter(device)
@@ -185,9 +196,12 @@ def run_steps(timer: TrainStepTimer, batches: Iterator[dict[str, Any]], args: ar
         with meter:
             for _ in tqdm(range(args.steps), desc="timed", unit="step"):
                 records.append(timer.step(batches))
-    if not args.profile:
-        return records, meter, None
-    return records, meter, profile_steps(lambda: timer.step(batches), args.profile_steps, Path(args.profile), device)
+    extras: dict[str, Any] = {}
+    if args.profile:
+        extras["profile"] = profile_steps(lambda: timer.step(batches), args.profile_steps, Path(args.profile), device)
+    if args.count_syncs:
+        extras["host_syncs"] = count_syncs(lambda: timer.step(batches), args.count_syncs, device)
+    return records, meter, extras
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
@@ -198,9 +212,12 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
     cfg.data.workers_per_gpu = cfg.data.get("workers_per_gpu", 0) if args.workers is None else args.workers
     device = resolve_device(args.device)
     precision = training_precision(cfg, args.precision, device)
+    if args.count_syncs and device.type != "cuda":
+        raise ValueError(f"--count-syncs needs a CUDA device (--device cuda), got {device}: "
+                         "the CPU has no host synchronisations to count")
     require_training_data(cfg)
     timer, weights = build_run(args, cfg, device, precision)
-    records, meter, profile = run_steps(timer, iter(build_train_loader(cfg, args.seed)), args, device)
+    records, meter, extras = run_steps(timer, iter(build_train_loader(cfg, args.seed)), args, device)
     result: dict[str, Any] = dict(
         config=args.config, model_type=type(timer.model).__name__, weights=weights,
         inputs=f"data.train ({cfg.data.train.ann_file}) through the training loader",
@@ -209,9 +226,10 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
         steps=args.steps, warmup=args.warmup, environment=environment(device),
         **summarize(records, timer.is_distiller), peak_memory_mib=meter.peak_mib, peak_memory_method=meter.method,
     )
-    if profile is not None:
-        result["profile"] = profile
+    result.update(extras)
     print(format_table(result))
+    if "host_syncs" in result:
+        print(format_syncs(result["host_syncs"]))
     write_result(result, args.out)
     return result
 

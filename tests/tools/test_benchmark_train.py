@@ -79,7 +79,7 @@ def test_method_timer_restores_the_methods() -> None:
 def test_bad_inputs_give_clear_errors(load_tool, tmp_path) -> None:
     tool = load_tool("benchmark_train")
     for option in (["--steps", "0"], ["--warmup", "-1"], ["--workers", "-2"], ["--batch-size", "0"],
-                   ["--precision", "fp8"]):
+                   ["--precision", "fp8"], ["--count-syncs", "-1"]):
         with pytest.raises(SystemExit):
             tool.parse_args([TINY_CONFIG, *option])
     with pytest.raises(FileNotFoundError, match="Config file not found"):
@@ -91,5 +91,7 @@ def test_bad_inputs_give_clear_errors(load_tool, tmp_path) -> None:
             tool.main([TINY_CONFIG, "--device", "cuda"])
         with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
             tool.main([TINY_CONFIG, "--precision", "fp16"])
+    with pytest.raises(ValueError, match="--count-syncs needs a CUDA device"):
+        tool.main([TINY_CONFIG, "--count-syncs", "2"])
     with pytest.raises(ValueError, match="cpu or cuda"):
         tool.main([TINY_CONFIG, "--device", "mps"])

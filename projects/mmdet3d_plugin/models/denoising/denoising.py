@@ -89,12 +89,12 @@ def build_dn_queries(
     device = pc_range.device
     boxes = torch.cat([b.reshape(-1, BOX_DIM) for b in gt_bboxes_3d]).to(device).float()
     labels = torch.cat([lab.reshape(-1) for lab in gt_labels_3d]).to(device).long()
-    batch = torch.cat([torch.full((n,), i, dtype=torch.long) for i, n in enumerate(counts)])
-    slot = torch.cat([torch.arange(n) for n in counts])
+    batch = torch.cat([torch.full((n,), i, dtype=torch.long, device=device) for i, n in enumerate(counts)])
+    slot = torch.cat([torch.arange(n, device=device) for n in counts])
     boxes, labels = boxes.repeat(num_groups, 1), labels.repeat(num_groups)
-    batch = batch.repeat(num_groups).to(device)
-    group = torch.arange(num_groups).repeat_interleave(len(slot))
-    query_index = (slot.repeat(num_groups) + group * group_size).to(device)
+    batch = batch.repeat(num_groups)
+    group = torch.arange(num_groups, device=device).repeat_interleave(len(slot))
+    query_index = slot.repeat(num_groups) + group * group_size
 
     unit_noise = torch.rand(boxes.shape[0], 3, device=device) * 2 - 1
     half_size = boxes[:, L:H + 1] / 2 + noise_trans

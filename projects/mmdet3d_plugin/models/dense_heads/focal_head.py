@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor, nn
 
+from ...core.bbox.assigners.hungarian_matching import flat_match_indices, indices_to_device
 from ...core.bbox.box_ops import bbox_cxcywh_to_xyxy, bbox_overlaps, bbox_xyxy_to_cxcywh
 from ...registry import MODELS, TASK_UTILS
 from ..utils.float32 import force_fp32
@@ -208,19 +209,16 @@ class FocalHead(nn.Module):
             ``num_classes``.
         """
         num_images, num_tokens = preds["enc_cls_scores"].shape[:2]
-        img_meta = {"pad_shape": tuple(pad_shape)}
-        pos_index, gt_index, target_labels, offset = [], [], [], 0
-        for i in range(num_images):
-            result = self.assigner2d.assign(
-                preds["enc_bbox_preds"][i].detach(), preds["enc_cls_scores"][i].detach(),
-                preds["pred_centers2d"][i].detach(), boxes[i], labels[i], centers[i], img_meta)
-            image_labels = labels[i].new_full((num_tokens,), self.num_classes)
-            image_labels[result.pos_inds] = labels[i][result.pos_assigned_gt_inds]
-            target_labels.append(image_labels)
-            pos_index.append(result.pos_inds + i * num_tokens)
-            gt_index.append(result.pos_assigned_gt_inds + offset)
-            offset += boxes[i].shape[0]
-        return torch.cat(pos_index), torch.cat(gt_index), torch.cat(target_labels)
+        matchings = self.assigner2d.assign_images(
+            preds["enc_bbox_preds"].detach(), preds["enc_cls_scores"].detach(),
+            preds["pred_centers2d"].detach(), boxes, labels, centers, {"pad_shape": tuple(pad_shape)})
+        pos_host, gt_host = flat_match_indices(matchings, num_tokens, [len(lab) for lab in labels])
+        device = preds["enc_cls_scores"].device
+        pos_index, gt_index = indices_to_device([pos_host, gt_host], device)
+        all_labels = torch.cat([torch.empty(0, dtype=torch.long, device=device), *labels])
+        target_labels = torch.full((num_images * num_tokens,), self.num_classes, dtype=torch.long, device=device)
+        target_labels[pos_index] = all_labels[gt_index]
+        return pos_index, gt_index, target_labels
 
     def _cls_loss(self, cls_scores: Tensor, labels: Tensor, pos_index: Tensor, pos_iou: Tensor,
                   num_pos: int) -> Tensor:

@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from ...core.bbox.assigners.hungarian_matching import flat_match_indices, indices_to_device
 from ...core.bbox.util import normalize_bbox
 from ...registry import MODELS, TASK_UTILS
 from ..denoising.denoising import DenoisingQueries
@@ -85,45 +86,49 @@ class SetTargets:
 
 def assign_set_targets(
     assigner: object,
-    cls_scores: Tensor,
-    bbox_preds: Tensor,
+    all_cls_scores: Tensor,
+    all_bbox_preds: Tensor,
     gt_bboxes_3d: Sequence[Tensor],
     gt_labels_3d: Sequence[Tensor],
     num_classes: int,
     match_costs: Tensor,
     match_with_velo: bool,
-) -> SetTargets:
-    """Match every sample's queries to its GT boxes.
+) -> list[SetTargets]:
+    """Match every sample's queries to its GT boxes, for every decoder layer at once.
+
+    One device -> host copy of all (layer, sample) costs, one host -> device copy of all
+    matched indices; the number of positives is known on the host.
 
     Args:
-        assigner: a Hungarian assigner with ``assign(bbox_pred (Q, 10), cls_pred (Q, C),
-            gt_bboxes (M, 9), gt_labels (M,)) -> AssignResult``.
-        cls_scores: ``(B, Q, C)`` logits; bbox_preds: ``(B, Q, 10)`` box codes.
+        assigner: a Hungarian assigner with ``assign_layers`` (see
+            :meth:`~...core.bbox.assigners.hungarian_assigner_3d.HungarianAssigner3D.assign_layers`).
+        all_cls_scores: ``(L, B, Q, C)`` logits; all_bbox_preds: ``(L, B, Q, 10)`` box codes.
         gt_bboxes_3d: B tensors ``(M_b, 9)``; gt_labels_3d: B tensors ``(M_b,)``.
         num_classes: background label.
         match_costs: ``(10,)`` per-code weights of the matching cost.
         match_with_velo: include velocities in the matching cost.
+
+    Returns:
+        The :class:`SetTargets` of every layer.
     """
-    batch, num_query = cls_scores.shape[:2]
-    labels, pos_index, pos_boxes = [], [], []
-    for b in range(batch):
-        gt_boxes = gt_bboxes_3d[b].to(bbox_preds)
-        gt_labels = gt_labels_3d[b].to(cls_scores.device).long()
-        result = assigner.assign(bbox_preds[b].detach(), cls_scores[b].detach(), gt_boxes,
-                                 gt_labels, code_weights=match_costs, with_velo=match_with_velo)
-        pos = result.pos_inds
-        sample_labels = torch.full((num_query,), num_classes, dtype=torch.long,
-                                   device=cls_scores.device)
-        sample_labels[pos] = gt_labels[result.pos_assigned_gt_inds]
-        labels.append(sample_labels)
-        pos_index.append(pos + b * num_query)
-        pos_boxes.append(gt_boxes[result.pos_assigned_gt_inds])
-    pos_index_t = torch.cat(pos_index)
-    num_pos = int(pos_index_t.numel())
-    return SetTargets(
-        labels=torch.cat(labels), pos_index=pos_index_t, pos_gt_bboxes=torch.cat(pos_boxes),
-        num_pos=num_pos, num_neg=batch * num_query - num_pos,
-    )
+    batch, num_query = all_cls_scores.shape[1:3]
+    device = all_cls_scores.device
+    gt_boxes = [boxes.to(all_bbox_preds) for boxes in gt_bboxes_3d]
+    gt_labels = [labels.to(device).long() for labels in gt_labels_3d]
+    matchings = assigner.assign_layers(all_bbox_preds.detach(), all_cls_scores.detach(), gt_boxes,
+                                       gt_labels, code_weights=match_costs, with_velo=match_with_velo)
+    flat = [flat_match_indices(layer, num_query, [len(labels) for labels in gt_labels])
+            for layer in matchings]
+    indices = indices_to_device([index for layer in flat for index in layer], device)
+    all_gt_boxes, all_gt_labels = torch.cat(gt_boxes), torch.cat(gt_labels)
+    targets = []
+    for layer, (pos_host, _) in enumerate(flat):
+        pos_index, gt_index = indices[2 * layer], indices[2 * layer + 1]
+        labels = torch.full((batch * num_query,), num_classes, dtype=torch.long, device=device)
+        labels[pos_index] = all_gt_labels[gt_index]
+        targets.append(SetTargets(labels=labels, pos_index=pos_index, pos_gt_bboxes=all_gt_boxes[gt_index],
+                                  num_pos=len(pos_host), num_neg=batch * num_query - len(pos_host)))
+    return targets
 
 
 def box_code_loss(

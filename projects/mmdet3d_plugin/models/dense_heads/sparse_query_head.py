@@ -385,10 +385,10 @@ class SparseQueryHead(nn.Module):
             raise RuntimeError(f"{type(self).__name__}.loss needs train_cfg with an 'assigner'")
         weights = (self.code_weights, self.sync_cls_avg_factor)
         losses_cls, losses_bbox = [], []
-        for cls_scores, bbox_preds in zip(preds["all_cls_scores"], preds["all_bbox_preds"]):
-            targets = assign_set_targets(self.assigner, cls_scores, bbox_preds, gt_bboxes_3d,
-                                         gt_labels_3d, self.num_classes, self.match_costs,
-                                         self.match_with_velo)
+        layer_targets = assign_set_targets(self.assigner, preds["all_cls_scores"], preds["all_bbox_preds"], gt_bboxes_3d,
+                                           gt_labels_3d, self.num_classes, self.match_costs, self.match_with_velo)
+        for cls_scores, bbox_preds, targets in zip(preds["all_cls_scores"], preds["all_bbox_preds"],
+                                                   layer_targets):
             loss_c, loss_b = set_prediction_losses(cls_scores, bbox_preds, targets, self.loss_cls,
                                                    self.loss_bbox, *weights)
             losses_cls.append(loss_c)

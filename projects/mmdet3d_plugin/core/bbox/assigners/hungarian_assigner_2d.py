@@ -1,16 +1,18 @@
 """Hungarian matching of 2D image-token predictions to 2D boxes (StreamPETR ``FocalHead``)."""
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 from torch import Tensor
 
 from .assign_result import AssignResult
 from .hungarian_matching import (
+    Matching,
     MatchCost,
     build_match_cost,
     empty_assignment,
     match_by_cost,
+    solve_matchings,
 )
 from ..box_ops import bbox_cxcywh_to_xyxy
 from ....registry import TASK_UTILS
@@ -76,19 +78,60 @@ class HungarianAssigner2D:
         """
         if gt_bboxes_ignore is not None:
             raise ValueError("HungarianAssigner2D does not support gt_bboxes_ignore; pass None")
-        if "pad_shape" not in img_meta:
-            raise KeyError(
-                f"HungarianAssigner2D needs img_meta['pad_shape'], got keys {list(img_meta)}"
-            )
+        factor = _pad_factor(img_meta, gt_bboxes)
         num_queries, num_gts = bbox_pred.shape[0], gt_bboxes.shape[0]
         if num_gts == 0 or num_queries == 0:
             return empty_assignment(num_queries, num_gts, bbox_pred.device)
-        pad_h, pad_w = img_meta["pad_shape"][:2]
-        factor = gt_bboxes.new_tensor([pad_w, pad_h, pad_w, pad_h])
-        cost = (
+        cost = self._cost(bbox_pred, cls_pred, pred_centers2d, gt_bboxes, gt_labels, centers2d, factor)
+        return match_by_cost(cost, gt_labels)
+
+    def assign_images(
+        self,
+        bbox_preds: Tensor,
+        cls_preds: Tensor,
+        pred_centers2d: Tensor,
+        gt_bboxes: Sequence[Tensor],
+        gt_labels: Sequence[Tensor],
+        centers2d: Sequence[Tensor],
+        img_meta: Mapping[str, Any],
+    ) -> list[Matching]:
+        """:meth:`assign` of every image with one device -> host copy of all costs.
+
+        Each image's cost is built on the device exactly as :meth:`assign` builds it (same
+        ops on the same views), so the matchings are the same.
+
+        Args:
+            bbox_preds: ``(N, Q, 4)``; cls_preds: ``(N, Q, C)``; pred_centers2d: ``(N, Q, 2)``.
+            gt_bboxes, gt_labels, centers2d: N tensors ``(M_i, 4)``, ``(M_i,)``, ``(M_i, 2)``.
+            img_meta: as in :meth:`assign` (one padded size for all images).
+
+        Returns:
+            One host :class:`Matching` per image (empty when ``M_i == 0``).
+        """
+        factor = _pad_factor(img_meta, bbox_preds)
+        num_queries = bbox_preds.shape[1]
+        costs = [bbox_preds.new_empty(num_queries, boxes.shape[0]) if boxes.shape[0] == 0 or num_queries == 0
+                 else self._cost(bbox_preds[i], cls_preds[i], pred_centers2d[i], boxes, gt_labels[i],
+                                 centers2d[i], factor.to(boxes))
+                 for i, boxes in enumerate(gt_bboxes)]
+        return solve_matchings(costs)
+
+    def _cost(self, bbox_pred: Tensor, cls_pred: Tensor, pred_centers2d: Tensor, gt_bboxes: Tensor,
+              gt_labels: Tensor, centers2d: Tensor, factor: Tensor) -> Tensor:
+        """``(Q, M)`` cost of one image (arguments as in :meth:`assign`; ``factor`` from
+        :func:`_pad_factor` in the GT's dtype)."""
+        return (
             self.cls_cost(cls_pred, gt_labels)
             + self.reg_cost(bbox_pred, gt_bboxes / factor)
             + self.iou_cost(bbox_cxcywh_to_xyxy(bbox_pred) * factor, gt_bboxes)
             + self.centers2d_cost(pred_centers2d, centers2d / factor[:2])
         )
-        return match_by_cost(cost, gt_labels)
+
+
+def _pad_factor(img_meta: Mapping[str, Any], like: Tensor) -> Tensor:
+    """``(4,)`` ``(pad_w, pad_h, pad_w, pad_h)`` of ``img_meta['pad_shape']`` like ``like``
+    (one host -> device copy); a clear error without the key."""
+    if "pad_shape" not in img_meta:
+        raise KeyError(f"HungarianAssigner2D needs img_meta['pad_shape'], got keys {list(img_meta)}")
+    pad_h, pad_w = img_meta["pad_shape"][:2]
+    return like.new_tensor([pad_w, pad_h, pad_w, pad_h])
