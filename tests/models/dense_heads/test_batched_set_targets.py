@@ -145,3 +145,20 @@ def test_indices_to_device_splits_in_order() -> None:
     arrays = [np.array([3, 1]), np.empty(0, dtype=np.int64), np.array([7])]
     out = hungarian_matching.indices_to_device(arrays, "cpu")
     assert [t.tolist() for t in out] == [[3, 1], [], [7]] and all(t.dtype == torch.long for t in out)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_avg_factor_equals_the_device_round_trip_it_replaces(dtype, monkeypatch) -> None:
+    """``max(float(reduce_mean(new_tensor([v]))), 1)`` as the losses computed it, without the
+    device when not distributed; with a group, through ``reduce_mean`` (faked here)."""
+    from projects.mmdet3d_plugin.models.dense_heads import set_losses
+
+    like = torch.zeros(2, dtype=dtype)
+    for value in (0.0, 0.3, 1.0, 7.0, 123.0 * np.pi / 6 * 0.5 ** 3, 2.0 ** 25 + 1, 1e-8):
+        want = max(float(torch.clamp(like.new_tensor([value]), min=1)), 1.0)
+        assert set_losses.avg_factor(value, like, True) == want
+        assert set_losses.avg_factor(value, like, False) == want
+    monkeypatch.setattr(set_losses.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(set_losses, "reduce_mean", lambda v: (v + 5.0) / 2)
+    assert set_losses.avg_factor(3.0, like, True) == 4.0
+    assert set_losses.avg_factor(3.0, like, False) == 3.0

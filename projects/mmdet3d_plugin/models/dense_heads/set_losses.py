@@ -66,6 +66,18 @@ def reduce_mean(value: Tensor) -> Tensor:
     return value
 
 
+def avg_factor(value: float, like: Tensor, over_ranks: bool) -> float:
+    """``value`` rounded to ``like``'s dtype, averaged over the distributed group when
+    ``over_ranks``, clamped at 1: ``max(float(reduce_mean(like.new_tensor([value]))), 1)``.
+
+    The device is touched only when a distributed group exists, so a single process builds
+    its loss normalisers without a host <-> device round trip.
+    """
+    if over_ranks and dist.is_available() and dist.is_initialized():
+        return max(float(reduce_mean(like.new_tensor([value]))), 1.0)
+    return max(float(torch.tensor([value], dtype=like.dtype)), 1.0)
+
+
 @dataclass
 class SetTargets:
     """Matching targets of one decoder layer for the whole batch.
@@ -163,12 +175,9 @@ def set_prediction_losses(
         ``(loss_cls, loss_bbox)`` scalars.
     """
     cls_flat = cls_scores.reshape(-1, cls_scores.shape[-1])
-    cls_avg = cls_flat.new_tensor([float(targets.num_pos)])
-    if sync_cls_avg_factor:
-        cls_avg = reduce_mean(cls_avg)
     loss_c = loss_cls(cls_flat, targets.labels, torch.ones_like(targets.labels, dtype=cls_flat.dtype),
-                      avg_factor=max(float(cls_avg), 1.0))
-    num_pos = float(torch.clamp(reduce_mean(cls_flat.new_tensor([float(targets.num_pos)])), min=1))
+                      avg_factor=avg_factor(float(targets.num_pos), cls_flat, sync_cls_avg_factor))
+    num_pos = avg_factor(float(targets.num_pos), cls_flat, True)
     box_flat = bbox_preds.reshape(-1, bbox_preds.shape[-1])
     loss_b = box_code_loss(loss_bbox, box_flat[targets.pos_index], targets.pos_gt_bboxes,
                            code_weights, num_pos)
@@ -210,12 +219,10 @@ def denoising_losses(
         ``(loss_cls, loss_bbox)`` scalars (not yet multiplied by ``dn_weight``).
     """
     cls_known, box_known = gather_dn_predictions(dn, cls_scores, bbox_preds)
-    cls_avg = cls_scores.new_tensor([dn.num_targets * math.pi / 6 * split ** 3])
-    if sync_cls_avg_factor:
-        cls_avg = reduce_mean(cls_avg)
+    expected_pos = dn.num_targets * math.pi / 6 * split ** 3
     loss_c = loss_cls(cls_known, dn.labels, torch.ones_like(dn.labels, dtype=cls_known.dtype),
-                      avg_factor=max(float(cls_avg), 1.0))
-    num_tgt = float(torch.clamp(reduce_mean(cls_scores.new_tensor([float(dn.num_targets)])), min=1))
+                      avg_factor=avg_factor(expected_pos, cls_scores, sync_cls_avg_factor))
+    num_tgt = avg_factor(float(dn.num_targets), cls_scores, True)
     loss_b = box_code_loss(loss_bbox, box_known, dn.bboxes, code_weights, num_tgt)
     return torch.nan_to_num(loss_c), loss_b
 
