@@ -17,16 +17,23 @@ Shared by ``tools/benchmark.py`` and ``tools/benchmark_compare.py``:
   compile two graphs.
 * ``--cuda-graphs`` (CUDA only): the backbone and the neck, each captured into a CUDA graph
   at the first call's input shape (:class:`CudaGraphModule`: static input buffers, outputs
-  valid until the next call). The head is not captured here: its memory queue re-binds its
-  tensors every frame and allocates on the first frame of a slot, so a graph would need the
-  queue as static buffers updated in place; ``--compile --compile-mode reduce-overhead``
-  graphs the head through inductor's CUDA graph trees instead (the queue's tensors are
-  copied into their static inputs each frame).
+  valid until the next call).
+* ``--cuda-graph-head`` (CUDA only, with ``--cuda-graphs``): the head's frame too, with the
+  memory queue as explicit static state (:class:`CudaGraphHead`): the frame is run as a
+  function ``(memory state, inputs) -> (outputs, new memory state)``
+  (:class:`MemoryStateFrame`) captured once; each frame copies the queue's tensors into the
+  graph's static inputs, replays, and loads the new state (copies) back into the queue. The
+  first frame of a stream (empty queue, allocation) runs eagerly. RayDN's head only:
+  StreamPETR's ``torch.linalg.inv`` synchronises with the host, which capture refuses
+  (docs/benchmarks.md). ``--compile --compile-mode
+  reduce-overhead`` graphs the head another way: inductor's CUDA graph trees, which copy the
+  queue's tensors into their static inputs each frame.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 from typing import Any, Callable, Iterator, Optional
 
 import torch
@@ -52,7 +59,8 @@ def add_precision_option(parser: argparse.ArgumentParser) -> None:
 
 
 def add_acceleration_options(parser: argparse.ArgumentParser) -> None:
-    """``--precision``, ``--compile``, ``--compile-mode``, ``--compile-backend``, ``--cuda-graphs``."""
+    """``--precision``, ``--compile``, ``--compile-mode``, ``--compile-backend``, ``--cuda-graphs``,
+    ``--cuda-graph-head``."""
     add_precision_option(parser)
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the backbone, the neck and the head's per-frame forward")
@@ -62,6 +70,8 @@ def add_acceleration_options(parser: argparse.ArgumentParser) -> None:
                         help="torch.compile backend (e.g. aot_eager to check tracing without inductor)")
     parser.add_argument("--cuda-graphs", action="store_true",
                         help="capture the backbone and the neck in CUDA graphs (CUDA only)")
+    parser.add_argument("--cuda-graph-head", action="store_true",
+                        help="with --cuda-graphs: capture the head's frames too, the memory queue as static state")
 
 
 def check_precision(precision: str, device: torch.device) -> None:
@@ -73,13 +83,15 @@ def check_precision(precision: str, device: torch.device) -> None:
 
 
 def check_acceleration(precision: str, compile_mode: Optional[str], cuda_graphs: bool,
-                       device: torch.device) -> None:
+                       device: torch.device, cuda_graph_head: bool = False) -> None:
     """Raise ``ValueError`` for settings ``device`` cannot run (see :func:`accelerate`)."""
     check_precision(precision, device)
     if compile_mode is not None and compile_mode not in COMPILE_MODES:
         raise ValueError(f"--compile-mode must be one of {COMPILE_MODES}, got {compile_mode!r}")
     if cuda_graphs and device.type != "cuda":
         raise ValueError(f"--cuda-graphs needs a CUDA device, got --device {device}")
+    if cuda_graph_head and not cuda_graphs:
+        raise ValueError("--cuda-graph-head goes with --cuda-graphs (the features are graphed first)")
     if cuda_graphs and compile_mode == "reduce-overhead":
         raise ValueError("--cuda-graphs and --compile-mode reduce-overhead both capture CUDA graphs; pick one")
 
@@ -115,7 +127,7 @@ class CudaGraphModule(nn.Module):
     buffers (skipped when a tensor already is the buffer, e.g. the previous graph's output)
     and replay. Returned tensors are the graph's static outputs: valid until the next call.
     Calls must pass tensors of the captured shapes and dtypes (``ValueError`` otherwise);
-    non-tensor arguments are fixed at capture.
+    non-tensor arguments (positional or keyword) are fixed at capture.
     """
 
     def __init__(self, module: nn.Module) -> None:
@@ -125,12 +137,12 @@ class CudaGraphModule(nn.Module):
         self._static_inputs: list[torch.Tensor] = []
         self._static_output: Any = None
 
-    def forward(self, *args: Any) -> Any:
-        """Replay the graph on ``args`` (capturing it first)."""
-        leaves, _ = pytree.tree_flatten(args)
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Replay the graph on ``args`` and ``kwargs`` (capturing it first)."""
+        leaves, _ = pytree.tree_flatten((args, kwargs))
         tensors = [leaf for leaf in leaves if isinstance(leaf, torch.Tensor)]
         if self._graph is None:
-            self._capture(args, tensors)
+            self._capture(args, kwargs, tensors)
             return self._static_output
         signature = [(tuple(t.shape), t.dtype) for t in self._static_inputs]
         if [(tuple(t.shape), t.dtype) for t in tensors] != signature:
@@ -142,26 +154,93 @@ class CudaGraphModule(nn.Module):
         self._graph.replay()
         return self._static_output
 
-    def _capture(self, args: tuple, tensors: list[torch.Tensor]) -> None:
-        """Warm up and capture ``module`` on static copies of ``tensors``."""
+    def _capture(self, args: tuple, kwargs: dict[str, Any], tensors: list[torch.Tensor]) -> None:
+        """Warm up and capture ``module`` on static copies of ``tensors``, then replay once
+        (capturing records the kernels without running them)."""
         if not tensors or any(not t.is_cuda for t in tensors):
             raise ValueError(f"CudaGraphModule({type(self.module).__name__}) needs CUDA tensor inputs")
         static = iter([t.clone() for t in tensors])
-        static_args = pytree.tree_map(lambda leaf: next(static) if isinstance(leaf, torch.Tensor) else leaf, args)
-        self._static_inputs = [leaf for leaf in pytree.tree_leaves(static_args) if isinstance(leaf, torch.Tensor)]
+        static_args, static_kwargs = pytree.tree_map(
+            lambda leaf: next(static) if isinstance(leaf, torch.Tensor) else leaf, (args, kwargs))
+        self._static_inputs = [leaf for leaf in pytree.tree_leaves((static_args, static_kwargs))
+                               if isinstance(leaf, torch.Tensor)]
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
             for _ in range(_GRAPH_WARMUP_CALLS):
-                self.module(*static_args)
+                self.module(*static_args, **static_kwargs)
         torch.cuda.current_stream().wait_stream(stream)
         self._graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self._graph):
-            self._static_output = self.module(*static_args)
+            self._static_output = self.module(*static_args, **static_kwargs)
+        self._graph.replay()
+
+
+class MemoryStateFrame(nn.Module):
+    """One frame of a query head as a function of its memory state.
+
+    ``forward(state, *args, **kwargs)`` loads ``state`` (the tensors of
+    ``MemoryQueue.state()``, as a dict) into ``head.memory``, runs ``head(*args, **kwargs)``
+    and returns ``(outputs, new state)``: nothing of the stream lives outside the arguments
+    and the result, so the frame can be captured with the state as static buffers.
+    """
+
+    def __init__(self, head: nn.Module) -> None:
+        super().__init__()
+        self.head = head
+
+    def forward(self, state: dict[str, torch.Tensor], *args: Any, **kwargs: Any) -> tuple[Any, dict[str, torch.Tensor]]:
+        """``(head outputs, the memory's state after the frame)``."""
+        self.head.memory.load_state(state)
+        outputs = self.head(*args, **kwargs)
+        return outputs, self.head.memory.state()
+
+
+class CudaGraphHead(nn.Module):
+    """A query head whose frames replay a CUDA graph, its memory queue explicit static state.
+
+    A frame with an empty memory (the first of a stream, or after ``reset_memory``) or one
+    held for another batch size runs the head eagerly (it allocates the queue). Every other
+    frame runs :class:`MemoryStateFrame` on the queue's state, through a
+    :class:`CudaGraphModule` when ``capture`` (else eagerly: the same state handling, e.g. to
+    check it on CPU), and loads the new state back into the queue. Attributes the detector
+    reads (``predict``, ``reset_memory``, ``memory``) are the wrapped head's.
+
+    Args:
+        head: a head with a ``memory`` (``MemoryQueue``) and a forward of one frame.
+        capture: capture the frame in a CUDA graph (CUDA inputs needed).
+    """
+
+    def __init__(self, head: nn.Module, capture: bool = True) -> None:
+        super().__init__()
+        self.head = head
+        self.frame = MemoryStateFrame(head)
+        self.runner: nn.Module = CudaGraphModule(self.frame) if capture else self.frame
+        self._batch_size: Optional[int] = None
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            modules = self.__dict__.get("_modules", {})
+            if "head" not in modules:
+                raise
+            return getattr(modules["head"], name)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """One frame: eager when the memory is empty or of another batch size, else replayed."""
+        state = self.head.memory.state()
+        batch_size = None if not state else state["embedding"].shape[0]
+        if batch_size is None or self._batch_size not in (None, batch_size):
+            return self.head(*args, **kwargs)
+        self._batch_size = batch_size
+        outputs, new_state = self.runner(state, *args, **kwargs)
+        self.head.memory.load_state(new_state)
+        return outputs
 
 
 def accelerate(model: nn.Module, compile_mode: Optional[str] = None, compile_backend: str = "inductor",
-               cuda_graphs: bool = False) -> dict[str, str]:
+               cuda_graphs: bool = False, cuda_graph_head: bool = False) -> dict[str, str]:
     """Wrap the detector's parts in place; returns part -> how it now runs.
 
     Args:
@@ -169,7 +248,8 @@ def accelerate(model: nn.Module, compile_mode: Optional[str] = None, compile_bac
         compile_mode: ``torch.compile`` mode, or None for no compilation.
         compile_backend: ``torch.compile`` backend (``mode`` is passed to inductor only).
         cuda_graphs: capture the backbone and the neck in CUDA graphs (these are then not
-            compiled; the head still is when ``compile_mode`` is given).
+            compiled; the head still is when ``compile_mode`` is given, unless ``cuda_graph_head``).
+        cuda_graph_head: capture the head's frames too (:class:`CudaGraphHead`).
     """
     missing = [name for name in FEATURE_PARTS + (HEAD_PART,) if not isinstance(getattr(model, name, None), nn.Module)]
     if missing:
@@ -177,17 +257,20 @@ def accelerate(model: nn.Module, compile_mode: Optional[str] = None, compile_bac
     options = dict(backend=compile_backend)
     if compile_backend == "inductor":
         options["mode"] = compile_mode
+    graph_wrappers: dict[str, tuple[Callable[[nn.Module], nn.Module], str]] = {
+        name: (CudaGraphModule, "cuda graph") for name in FEATURE_PARTS if cuda_graphs}
+    if cuda_graph_head:
+        graph_wrappers[HEAD_PART] = (CudaGraphHead, "cuda graph (memory as static state; first frame eager)")
     plan = {name: "eager" for name in FEATURE_PARTS + (HEAD_PART,)}
-    for name in FEATURE_PARTS:
-        if cuda_graphs:
-            setattr(model, name, CudaGraphModule(getattr(model, name)))
-            plan[name] = "cuda graph"
+    for name in plan:
+        if name in graph_wrappers:
+            wrap, how = graph_wrappers[name]
         elif compile_mode is not None:
-            setattr(model, name, torch.compile(getattr(model, name), **options))
-            plan[name] = f"compiled ({compile_backend}, {compile_mode})"
-    if compile_mode is not None:
-        setattr(model, HEAD_PART, torch.compile(getattr(model, HEAD_PART), **options))
-        plan[HEAD_PART] = f"compiled ({compile_backend}, {compile_mode})"
+            wrap, how = functools.partial(torch.compile, **options), f"compiled ({compile_backend}, {compile_mode})"
+        else:
+            continue
+        setattr(model, name, wrap(getattr(model, name)))
+        plan[name] = how
     return plan
 
 

@@ -3,7 +3,7 @@
     python tools/benchmark.py CONFIG [CKPT] [--iters 20] [--warmup 5] [--batch-size 1]
         [--device cpu|cuda] [--precision fp32|tf32|bf16|fp16] [--compile]
         [--compile-mode default|reduce-overhead|max-autotune] [--compile-backend inductor]
-        [--cuda-graphs] [--parity] [--parity-top-k 50] [--onnx MODEL.onnx] [--out result.json]
+        [--cuda-graphs [--cuda-graph-head]] [--parity] [--parity-top-k 50] [--onnx MODEL.onnx] [--out result.json]
         [--cfg-options k=v ...]
 
 The model (RepDetr3D / Petr3D; weights from CKPT, strictly, or random when no CKPT is given)
@@ -15,7 +15,7 @@ Stages: ``backbone`` (img_backbone), ``neck`` (img_neck), ``head`` (the rest of 
 Only ratios measured in one run compare; see docs/benchmarks.md for recorded numbers and
 what the FLOP and memory figures count.
 
-``--precision``, ``--compile`` and ``--cuda-graphs`` set how predict runs
+``--precision``, ``--compile``, ``--cuda-graphs`` and ``--cuda-graph-head`` set how predict runs
 (``harmodistill_tools/acceleration.py``; FLOPs and parameters are counted on the fp32 eager
 model). ``--parity`` first streams the same frames through an fp32 eager copy of the same
 weights and through the accelerated model, and reports how far box centres, sizes, scores
@@ -168,7 +168,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
     args = parse_args(argv)
     device = resolve_device(args.device)
     compile_mode = args.compile_mode if args.compile else None
-    check_acceleration(args.precision, compile_mode, args.cuda_graphs, device)
+    check_acceleration(args.precision, compile_mode, args.cuda_graphs, device, args.cuda_graph_head)
     cfg = load_config(args.config, args.cfg_options)
     model = build_detector(cfg, args.checkpoint, device)
     batches, source = input_batches(cfg, args.batch_size, args.warmup + args.iters)
@@ -179,7 +179,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
         gflops = count_gflops(model, lambda: model(batches[-1], mode="predict"))
     params = count_parameters(model)
     reference = copy.deepcopy(model) if args.parity else None
-    plan = accelerate(model, compile_mode, args.compile_backend, args.cuda_graphs)
+    plan = accelerate(model, compile_mode, args.compile_backend, args.cuda_graphs, args.cuda_graph_head)
     run = predictor(model, args.precision, device, cuda_graphs=args.cuda_graphs)
     parity = None
     if reference is not None:

@@ -14,6 +14,7 @@
 #               R50 in fp32 and bf16;
 #   train       tools/benchmark_train.py on RayDN R50 (704x256) on the synthetic world;
 #   distill     tools/benchmark_distill.py on Distill3D RayDN R50 -> R18 (random teacher);
+#   head graph  tools/benchmark.py --cuda-graphs --cuda-graph-head --parity of R18 and R50 (fp32);
 #   compile     tools/benchmark.py --compile --parity of R18 and R50 (default mode), then
 #               R18 in reduce-overhead mode, as long as time is left.
 # Each step runs under `timeout`, cut to what is left of the budget (BUDGET_S, 450 s by
@@ -118,6 +119,16 @@ step train 30 120 "$PY" tools/benchmark_train.py $TRAIN --device $DEVICE --steps
 step distill 30 120 "$PY" tools/benchmark_distill.py $DISTILL --device $DEVICE --random-teacher \
   --iters $(( STEPS / 2 > 0 ? STEPS / 2 : 1 )) --warmup $(( WARMUP > 0 ? 1 : 0 )) --out "$WORK/distill.json" --cfg-options "${TRAIN_DATA[@]}"
 
+for model in r18 r50; do
+  config=$([[ $model == r18 ]] && echo $R18 || echo $R50)
+  if (( GRAPHS )); then
+    step "graphs_head_${model}_fp32" 20 90 "$PY" tools/benchmark.py $config --device $DEVICE --cuda-graphs \
+      --cuda-graph-head --parity --iters $FRAMES --warmup $WARMUP --out "$WORK/graphs_head_${model}_fp32.json" \
+      --cfg-options "${NO_TEST_DATA[@]}"
+  else
+    skip "graphs_head_${model}_fp32" "CUDA only"
+  fi
+done
 for run in "${COMPILE_RUNS[@]}"; do
   read -r model mode <<< "$run"
   config=$([[ $model == r18 ]] && echo $R18 || echo $R50)

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from harmodistill_tools.acceleration import (CudaGraphModule, accelerate, check_acceleration, precision_context,
-                                             predictor)
+from harmodistill_tools.acceleration import (CudaGraphHead, CudaGraphModule, accelerate, check_acceleration,
+                                             precision_context, predictor)
 from harmodistill_tools.benchmarking import config_image_size
 from harmodistill_tools.parity import parity_report, record_head_outputs
 from projects.mmdet3d_plugin.engine.runner import load_config
@@ -75,6 +75,23 @@ def test_compiled_head_keeps_streaming_memory() -> None:
     assert report["worst"]["label_agreement"] == 1.0 and report["worst"]["topk_overlap"] == 1.0
 
 
+def test_explicit_memory_state_frames_match_the_head() -> None:
+    """The head graph's state handling (memory in, frame, memory out), run without capture:
+    the same outputs and memory as the plain head over 3 streaming frames."""
+    model, frames = tiny_model_and_frames(3)
+    eager = copy.deepcopy(model)
+    expected = record_head_outputs(eager, predictor(eager, "fp32", CPU), frames)
+    model.pts_bbox_head = CudaGraphHead(model.pts_bbox_head, capture=False)
+    got = record_head_outputs(model, predictor(model, "fp32", CPU), frames)
+    for want, have in zip(expected, got):
+        torch.testing.assert_close(have["cls"], want["cls"])
+        torch.testing.assert_close(have["bbox"], want["bbox"])
+    for name, tensor in eager.pts_bbox_head.memory.state().items():
+        torch.testing.assert_close(model.pts_bbox_head.memory.state()[name], tensor)
+    with pytest.raises(ValueError, match="--cuda-graph-head goes with --cuda-graphs"):
+        check_acceleration("fp32", None, False, torch.device("cuda"), cuda_graph_head=True)
+
+
 @pytest.mark.slow
 def test_benchmark_bf16_parity_report(load_tool, capsys) -> None:
     result = load_tool("benchmark").main([TINY_CONFIG, "--precision", "bf16", "--parity", "--parity-top-k", "10",
@@ -112,4 +129,12 @@ def test_benchmark_cuda_graphs_match_eager(load_tool) -> None:
     result = load_tool("benchmark").main([TINY_CONFIG, "--device", "cuda", "--cuda-graphs", "--parity",
                                           "--iters", "2", "--warmup", "1", *NO_TEST_DATA])
     assert result["acceleration"]["img_backbone"] == "cuda graph"
+    assert result["parity"]["worst"]["centre_max_m"] < 1e-2 and result["parity"]["worst"]["topk_overlap"] > 0.9
+
+
+@pytest.mark.gpu
+def test_benchmark_cuda_graph_head_matches_eager(load_tool) -> None:
+    result = load_tool("benchmark").main([TINY_CONFIG, "--device", "cuda", "--cuda-graphs", "--cuda-graph-head",
+                                          "--parity", "--iters", "3", "--warmup", "1", *NO_TEST_DATA])
+    assert result["acceleration"]["pts_bbox_head"].startswith("cuda graph")
     assert result["parity"]["worst"]["centre_max_m"] < 1e-2 and result["parity"]["worst"]["topk_overlap"] > 0.9

@@ -9,7 +9,8 @@ import pytest
 
 from projects.mmdet3d_plugin.paths import REPO_ROOT
 
-CUDA_ONLY = {"latency_tf32", "graphs_r18_fp32", "graphs_r18_bf16", "graphs_r50_fp32", "graphs_r50_bf16"}
+CUDA_ONLY = {"latency_tf32", "graphs_r18_fp32", "graphs_r18_bf16", "graphs_r50_fp32", "graphs_r50_bf16",
+             "graphs_head_r18_fp32", "graphs_head_r50_fp32"}
 RUN_ON_CPU = {"latency_fp32", "latency_bf16", "world", "train", "distill", "compile_r18_default"}
 
 
