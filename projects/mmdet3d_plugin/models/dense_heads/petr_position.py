@@ -69,7 +69,8 @@ def _frustum_points(locations: Tensor, pad_shape: tuple[int, int], depth_bins: T
     height, width = locations.shape[1:3]
     pad_h, pad_w = pad_shape
     pixels = locations.detach().reshape(batch, num_cams, height * width, 1, 2)
-    pixels = pixels * pixels.new_tensor([pad_w, pad_h])
+    # Python scalars, not a tensor built from them: no host-to-device copy (CUDA-graph capturable).
+    pixels = torch.stack([pixels[..., 0] * pad_w, pixels[..., 1] * pad_h], dim=-1)
     depth = depth_bins.to(pixels).view(1, 1, 1, -1, 1).expand(batch, num_cams, height * width, -1, 1)
     homogeneous = torch.cat(
         [pixels * depth.clamp(min=_DEPTH_EPS), depth, torch.ones_like(depth)], dim=-1

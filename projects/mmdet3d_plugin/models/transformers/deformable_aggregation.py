@@ -55,7 +55,8 @@ def project_points(
     in_front = depth[..., 0] > DEPTH_EPS
     uv = cam[..., :2] / depth.clamp(min=DEPTH_EPS)
     height, width = image_size
-    uv = uv / uv.new_tensor([float(width), float(height)])
+    # Python scalars, not a tensor built from them: no host-to-device copy (CUDA-graph capturable).
+    uv = torch.stack([uv[..., 0] / float(width), uv[..., 1] / float(height)], dim=-1)
     num_cams = lidar2img.shape[1]
     return (
         uv.reshape(batch, num_cams, num_query, num_pts, 2),
