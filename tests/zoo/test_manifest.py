@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+from mmengine import Config
 
 from projects.mmdet3d_plugin.models.backbones.pretrained import TORCHVISION_URLS
 from projects.mmdet3d_plugin.paths import REPO_ROOT
@@ -29,9 +30,9 @@ def test_shipped_manifest_is_consistent():
 
 def test_config_checkpoints_are_in_the_manifest():
     entries = load_manifest()
-    text = (REPO_ROOT / "projects/configs/RayDN/raydn_r50_704_bs2_seq_428q_nui_60e.py").read_text()
+    cfg = Config.fromfile(str(REPO_ROOT / "projects/configs/RayDN/raydn_r50_704_bs2_seq_428q_nui_60e.py"))
     name = "cascade_mask_rcnn_r50_fpn_coco-20e_20e_nuim_20201009_124951-40963960.pth"
-    assert f"ckpts/{name}" in text
+    assert cfg.model.img_backbone.init_cfg.checkpoint == f"ckpts/{name}"
     assert find_entry(entries, f"ckpts/{name}").name == "nuimages_r50_cascade_mask_rcnn"
 
 
