@@ -203,23 +203,40 @@ class HarmoDistiller(StreamingModel):
         """``loss_<name>`` of every distillation loss; each tap is popped once and shared."""
         recorded = {name: self._taps.pop(name) for name in self._taps.names}
         adapted: dict[tuple[str, str], Any] = {}
-        losses = {}
-        for name, spec in self._loss_specs.items():
-            kwargs = {}
-            for arg, source in spec.inputs.items():
-                if source.startswith(BATCH_PREFIX):
-                    kwargs[arg] = _batch_value(batch, source, name)
-                elif arg in spec.adapters:
-                    key = (spec.adapters[arg], source)
-                    if key not in adapted:
-                        adapted[key] = self.adapters[key[0]](recorded[source])
-                    kwargs[arg] = adapted[key]
-                else:
-                    kwargs[arg] = recorded[source]
-            if spec.takes_progress:
-                kwargs["progress"] = self._progress
-            losses[f"loss_{name}"] = self.distill_losses[name](**kwargs)
-        return losses
+        return {f"loss_{name}": self.distill_losses[name](**self.loss_inputs(name, recorded, batch, adapted))
+                for name in self._loss_specs}
+
+    def loss_inputs(self, name: str, recorded: Mapping[str, Any], batch: Mapping[str, Any],
+                    adapted: Optional[dict[tuple[str, str], Any]] = None) -> dict[str, Any]:
+        """The keyword arguments distillation loss ``name`` is called with.
+
+        Args:
+            name: a loss of ``distill_losses``.
+            recorded: tap name → recorded value (at least the taps this loss reads).
+            batch: the student's batch (``'batch.<key>'`` sources).
+            adapted: cache of adapter outputs shared between the losses of one step.
+        """
+        spec = self._loss_specs[name]
+        adapted = {} if adapted is None else adapted
+        kwargs = {}
+        for arg, source in spec.inputs.items():
+            if source.startswith(BATCH_PREFIX):
+                kwargs[arg] = _batch_value(batch, source, name)
+            elif arg in spec.adapters:
+                key = (spec.adapters[arg], source)
+                if key not in adapted:
+                    adapted[key] = self.adapters[key[0]](recorded[source])
+                kwargs[arg] = adapted[key]
+            else:
+                kwargs[arg] = recorded[source]
+        if spec.takes_progress:
+            kwargs["progress"] = self._progress
+        return kwargs
+
+    def loss_taps(self, name: str) -> list[str]:
+        """The taps distillation loss ``name`` reads (in its ``inputs`` order)."""
+        return [source for source in self._loss_specs[name].inputs.values()
+                if not source.startswith(BATCH_PREFIX)]
 
 
 def _note_teacher_loaded(module: HarmoDistiller, state_dict: Mapping[str, Any], prefix: str,
