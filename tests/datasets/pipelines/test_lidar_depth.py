@@ -108,7 +108,8 @@ def test_depth_maps_are_formatted_collected_and_stacked(rig: dict, tmp_path: Pat
     results = LoadLidarDepthMaps(stride=16)(results)
     results["pad_shape"] = results["img_shape"]
     keys = ["img", "lidar2img", "depth_maps"]
-    sample = Collect3D(keys=keys)(PETRFormatBundle3D([str(i) for i in range(10)], collect_keys=["lidar2img"])(results))
+    formatted = PETRFormatBundle3D([str(i) for i in range(10)], collect_keys=["lidar2img"])(results)
+    sample = Collect3D(keys=keys)(formatted)
     assert sample["depth_maps"].dtype == torch.float32 and sample["depth_maps"].shape == (2, 6, 10)
     batch = collate_samples([sample, sample])
     assert batch["depth_maps"].shape == (2, 2, 6, 10)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 
 from projects.mmdet3d_plugin.core import batch_contract as contract
@@ -60,8 +61,21 @@ def tiny_depth_config(world: Path, infos: dict[str, Path], teacher_ckpt: Path) -
     return cfg
 
 
+def test_the_shipped_training_pipeline_gives_depth_maps_on_the_generated_world() -> None:
+    cfg = load_config(CONFIG)
+    root = REPO_ROOT / cfg.data.train.data_root
+    if not (root / Path(cfg.data.train.ann_file).name).is_file():
+        pytest.skip(f"no generated world at {root} (tools/create_synthetic_nuscenes.py makes one)")
+    cfg.merge_from_dict({"data.train.data_root": str(root),
+                         "data.train.ann_file": str(root / Path(cfg.data.train.ann_file).name)})
+    depth = DATASETS.build(cfg.data.train)[0]["depth_maps"]
+    assert depth.dtype == torch.float32 and depth.shape == (6, 96 // 16, 256 // 16)
+    assert ((depth > 0).flatten(1).sum(1) > 0).all() and depth.max() <= 70.5
+
+
 def test_training_batches_carry_depth_and_the_engine_trains_and_exports(
-        synthetic_world: Path, synthetic_infos: dict[str, Path], config_teacher_ckpt: Path, tmp_path: Path) -> None:
+        synthetic_world: Path, synthetic_infos: dict[str, Path], config_teacher_ckpt: Path,
+        tmp_path: Path) -> None:
     cfg = tiny_depth_config(synthetic_world, synthetic_infos, config_teacher_ckpt)
     batch = collate_samples([DATASETS.build(cfg.data.train)[0]])
     contract.check_batch(batch)
