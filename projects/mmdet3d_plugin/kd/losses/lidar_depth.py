@@ -117,7 +117,8 @@ class LidarDepthLoss(nn.Module):
 
     @torch.no_grad()
     def predict_depth(self, student: Tensor) -> Tensor:
-        """``(B*N, h, w)`` expected depth ``sum_k p_k c_k`` (metres) of the head, for pictures."""
+        """``(B*N, h, w)`` expected depth ``sum_k p_k c_k`` (metres) of the head, for pictures
+        (call it in eval mode: in train mode the head's BatchNorm updates its statistics)."""
         probs = self.head(student).float().softmax(dim=1)
         return torch.einsum("mdhw,d->mhw", probs, self.bin_centres)
 
@@ -132,7 +133,7 @@ class LidarDepthLoss(nn.Module):
         if depth_maps.shape[0] * depth_maps.shape[1] != student.shape[0]:
             raise ValueError(f"{name}: depth_maps {tuple(depth_maps.shape)} hold B*N = "
                              f"{depth_maps.shape[0] * depth_maps.shape[1]} camera images but the student "
-                             f"{tuple(student.shape)} {student.shape[0]}; both must come from one batch")
+                             f"{tuple(student.shape)} holds {student.shape[0]}; both must come from one batch")
 
     def extra_repr(self) -> str:
         """Constructor arguments, shown by ``print(module)``."""
