@@ -20,9 +20,11 @@ PIPELINE = [
          with_bbox_depth=True),
     dict(type="ObjectNameFilter", classes=NUSCENES_CLASSES),
     dict(type="ResizeCropFlipRotImage", data_aug_conf=AUG, training=False),
+    dict(type="LoadLidarDepthMaps", stride=16),
     dict(type="PadMultiViewImage", size_divisor=32),
     dict(type="PETRFormatBundle3D", class_names=NUSCENES_CLASSES, collect_keys=COLLECT),
-    dict(type="Collect3D", keys=["img"] + list(contract.keys(contract.TARGETS_3D, contract.TARGETS_2D)) + COLLECT),
+    dict(type="Collect3D", keys=["img"] + list(contract.keys(
+        contract.TARGETS_3D, contract.TARGETS_2D, contract.TARGETS_DEPTH)) + COLLECT),
 ]
 
 
@@ -44,6 +46,8 @@ def test_check_batch_names_a_wrong_dtype_and_shape(pipeline_batch: dict) -> None
         contract.check_batch(dict(pipeline_batch, timestamp=pipeline_batch["timestamp"].float()))
     with pytest.raises(ValueError, match="'gt_bboxes_3d'"):
         contract.check_batch(dict(pipeline_batch, gt_bboxes_3d=[torch.zeros(2, 7)] * 2))
+    with pytest.raises(ValueError, match="'depth_maps'.*torch.float32"):
+        contract.check_batch(dict(pipeline_batch, depth_maps=pipeline_batch["depth_maps"][:, 0]))
     with pytest.raises(ValueError, match="batch size"):
         contract.check_batch(dict(pipeline_batch, sample_idx=["a"]))
 

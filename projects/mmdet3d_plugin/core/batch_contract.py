@@ -4,7 +4,7 @@
 reads. Each :class:`BatchKey` gives a key's group, its layout (how one sample holds it and
 how :func:`~projects.mmdet3d_plugin.datasets.collate.collate_samples` batches it), its dtype
 and the shape of one sample (named dimensions as strings: ``N`` cameras, ``H``/``W`` pixels,
-``M`` objects, ``Mi`` objects of one camera).
+``M`` objects, ``Mi`` objects of one camera, ``h``/``w`` cells of a strided grid).
 
 Layouts:
 
@@ -34,6 +34,7 @@ GEOMETRY = "geometry"
 META = "meta"
 TARGETS_3D = "targets_3d"
 TARGETS_2D = "targets_2d"
+TARGETS_DEPTH = "targets_depth"
 LABELLED = "labelled"
 PSEUDO_LABELS = "pseudo_labels"
 UPSTREAM_EXTRAS = "upstream_extras"
@@ -106,6 +107,8 @@ BATCH_KEYS: tuple[BatchKey, ...] = (
     _key("gt_labels", TARGETS_2D, CAMERA_OBJECTS, _I64, ("Mi",), "2D class indices", class_labels=True),
     _key("centers2d", TARGETS_2D, CAMERA_OBJECTS, _F32, ("Mi", 2), "projected 3D centres, pixels"),
     _key("depths", TARGETS_2D, CAMERA_OBJECTS, _F32, ("Mi",), "camera depth of the 3D centres"),
+    _key("depth_maps", TARGETS_DEPTH, STACKED, _F32, ("N", "h", "w"),
+         "nearest LiDAR camera depth (m) per stride cell, 0: no point"),
     _key("gt_labelled", LABELLED, STACKED, _BOOL, (), "frame in the labelled subset"),
     _key("pseudo_bboxes_3d", PSEUDO_LABELS, OBJECTS, _F32, ("M", 9), "teacher boxes for the DN queries"),
     _key("pseudo_labels_3d", PSEUDO_LABELS, OBJECTS, _I64, ("M",), "teacher labels", class_labels=True),
@@ -116,8 +119,9 @@ BATCH_KEYS: tuple[BatchKey, ...] = (
 #: The groups, in declaration order.
 GROUPS: tuple[str, ...] = tuple(dict.fromkeys(key.group for key in BATCH_KEYS))
 #: Groups a pipeline sample can carry (the distiller adds the pseudo labels to a batch;
-#: the upstream extras are kept only when a config collects them).
-SAMPLE_GROUPS: tuple[str, ...] = (IMAGES, GEOMETRY, META, TARGETS_3D, TARGETS_2D, LABELLED)
+#: the upstream extras are kept only when a config collects them; the depth targets only
+#: where a training pipeline has ``LoadLidarDepthMaps``).
+SAMPLE_GROUPS: tuple[str, ...] = (IMAGES, GEOMETRY, META, TARGETS_3D, TARGETS_2D, TARGETS_DEPTH, LABELLED)
 _BY_NAME: dict[str, BatchKey] = {key.name: key for key in BATCH_KEYS}
 
 

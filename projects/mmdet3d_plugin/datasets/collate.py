@@ -1,7 +1,7 @@
 """Collation of samples into a batch, as ``docs/data_contract.md`` describes it.
 
 * Fixed-shape tensors (``img``, ``lidar2img``, ``intrinsics``, ``extrinsics``, ``ego_pose``,
-  ``ego_pose_inv``, ``timestamp``, ``prev_exists``, ``gt_labelled``, and any other tensor or
+  ``ego_pose_inv``, ``timestamp``, ``prev_exists``, ``gt_labelled``, ``depth_maps``, and any other tensor or
   array key) are stacked with a leading batch dimension B; ``timestamp`` stays float64 and
   ``prev_exists`` / ``gt_labelled`` bool, also when a sample holds them as plain Python values.
 * Variable-length ground truth (``gt_bboxes_3d``, ``gt_labels_3d``, ``gt_names``,
@@ -52,7 +52,8 @@ def collate_samples(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     Returns:
         batch dict: e.g. ``img`` (B, N, 3, H, W), ``lidar2img`` (B, N, 4, 4), ``ego_pose``
         (B, 4, 4), ``timestamp`` (B,) float64, ``prev_exists`` (B,) bool (and ``gt_labelled`` (B,)
-        bool in label-scarce training); ``gt_bboxes_3d`` a list
+        bool in label-scarce training, ``depth_maps`` (B, N, h, w) float32 with LiDAR depth
+        supervision); ``gt_bboxes_3d`` a list
         of B (M_b, 9); ``gt_bboxes`` a list of B lists of N (M_bn, 4); ``sample_idx`` a list of B.
     """
     if len(samples) == 0:

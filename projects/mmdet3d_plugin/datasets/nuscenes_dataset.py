@@ -265,6 +265,7 @@ class CustomNuScenesDataset(Dataset):
         Returns:
             ``sample_idx``, ``scene_token``, ``frame_idx``, ``timestamp`` (float64 s),
             ``prev_exists``, ``ego_pose`` / ``ego_pose_inv`` (4, 4) float64 LiDAR<->global,
+            ``lidar_path`` (the LiDAR sweep, resolved like the images; when the info has it),
             ``cam_names``, ``img_filename``, ``img_timestamp`` (s), ``lidar2img``,
             ``intrinsics`` and ``extrinsics`` (lists of N (4, 4) float64; extrinsics are
             LiDAR->camera), and unless ``test_mode`` the annotations of :meth:`get_ann_info`
@@ -284,6 +285,8 @@ class CustomNuScenesDataset(Dataset):
             "ego_pose": ego_pose,
             "ego_pose_inv": invert_pose(ego_pose),
         }
+        if "lidar_path" in info:
+            results["lidar_path"] = self.resolve_path(info["lidar_path"])
         results.update(self._camera_inputs(info))
         if not self.test_mode:
             annotations = self.get_ann_info(index)

@@ -70,8 +70,18 @@ def fix_weights(model: torch.nn.Module) -> None:
     model.load_state_dict(fixed, strict=True)
 
 
+def _depth_maps() -> torch.Tensor:
+    """``(1, N, H / 16, W / 16)`` LiDAR depths of a frame: a ramp (40 m at the top row to
+    5 m at the bottom), every third cell empty."""
+    rows, cols = IMAGE_SIZE[0] // 16, IMAGE_SIZE[1] // 16
+    ramp = torch.linspace(40.0, 5.0, rows)[:, None] + 0.5 * torch.arange(cols)[None]
+    depth = ramp * (torch.arange(rows * cols).reshape(rows, cols) % 3 != 0)
+    return depth.expand(1, NUM_CAMS, rows, cols).clone()
+
+
 def _frame(index: int) -> dict[str, Any]:
-    """Frame ``index`` of the fixed stream with two GT boxes in front of camera 0."""
+    """Frame ``index`` of the fixed stream with two GT boxes in front of camera 0 (and LiDAR
+    depth maps, read by the configs with LiDAR depth supervision only)."""
     frame = synthetic_frame(index, 1, NUM_CAMS, IMAGE_SIZE, seed=7)
     boxes = torch.tensor([[15.0, 1.0, 0.0, 4.0, 2.0, 1.5, 0.2, 1.0, 0.0],
                           [22.0, -3.0, 0.5, 0.8, 0.7, 1.7, 1.0, 0.0, 0.5]])
@@ -84,6 +94,7 @@ def _frame(index: int) -> dict[str, Any]:
         gt_labels=[[torch.tensor([0]) for _ in range(NUM_CAMS)]],
         centers2d=[[torch.tensor([[0.45 * width, 0.5 * height]]) for _ in range(NUM_CAMS)]],
         depths=[[torch.tensor([15.0]) for _ in range(NUM_CAMS)]],
+        depth_maps=_depth_maps(),
     )
     return frame
 

@@ -3,6 +3,7 @@ from .bev_aug import GlobalRotScaleTransImage
 from .compose import Compose
 from .formatting import Collect3D, PETRFormatBundle3D
 from .image_aug import ResizeCropFlipRotImage
+from .lidar_depth import LoadLidarDepthMaps
 from .loading import LoadAnnotations3D, LoadMultiViewImageFromFiles
 from .multi_scale_flip_aug import MultiScaleFlipAug3D
 from .normalize import NormalizeMultiviewImage
@@ -14,6 +15,7 @@ __all__ = [
     "Compose",
     "GlobalRotScaleTransImage",
     "LoadAnnotations3D",
+    "LoadLidarDepthMaps",
     "LoadMultiViewImageFromFiles",
     "MultiScaleFlipAug3D",
     "NormalizeMultiviewImage",

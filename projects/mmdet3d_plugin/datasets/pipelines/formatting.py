@@ -18,6 +18,7 @@ from ...registry import TRANSFORMS
 FLOAT64_KEYS = contract.where(dtype=torch.float64)
 GT_3D_KEYS = contract.keys(contract.TARGETS_3D) + ("attr_labels",)
 GT_2D_KEYS = contract.keys(contract.TARGETS_2D)
+DEPTH_TARGET_KEYS = contract.keys(contract.TARGETS_DEPTH)
 LABEL_KEYS = contract.where(class_labels=True, group=contract.TARGETS_3D) + contract.where(
     class_labels=True, group=contract.TARGETS_2D)
 ALWAYS_COLLECTED = ("prev_exists",) + contract.keys(contract.META)
@@ -59,7 +60,8 @@ class PETRFormatBundle3D:
     * ``gt_labelled`` (label-scarce training) → 0-d bool tensor, when present.
     * GT (when ``with_gt``): ``gt_bboxes_3d`` float32 ``(M, 9)``, per camera ``gt_bboxes``
       float32 ``(Mi, 4)``, ``centers2d`` ``(Mi, 2)``, ``depths`` ``(Mi,)``; labels int64, checked
-      to index ``class_names`` when ``with_label`` and removed otherwise.
+      to index ``class_names`` when ``with_label`` and removed otherwise; ``depth_maps``
+      (``LoadLidarDepthMaps``) float32 ``(N, h, w)``.
 
     Args:
         class_names: the config's class names.
@@ -97,7 +99,7 @@ class PETRFormatBundle3D:
         if self.with_gt:
             self._format_gt(results)
         else:
-            for key in GT_3D_KEYS + GT_2D_KEYS:
+            for key in GT_3D_KEYS + GT_2D_KEYS + DEPTH_TARGET_KEYS:
                 results.pop(key, None)
         return results
 
@@ -112,6 +114,9 @@ class PETRFormatBundle3D:
         for key, (dtype, shape) in layouts.items():
             if key in results:
                 results[key] = torch.from_numpy(np.asarray(results[key], dtype=dtype).reshape(shape))
+        for key, (dtype, _) in contract.numpy_layouts(*DEPTH_TARGET_KEYS).items():
+            if key in results:
+                results[key] = torch.from_numpy(np.ascontiguousarray(results[key], dtype=dtype))
         per_camera = contract.numpy_layouts(*GT_2D_KEYS)
         for key, (dtype, shape) in per_camera.items():
             if key in results:

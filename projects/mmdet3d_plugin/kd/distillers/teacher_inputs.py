@@ -19,8 +19,9 @@ from torch import Tensor
 
 from ...core import batch_contract
 
-#: Batch keys that carry ground truth; the teacher never sees them.
-GT_KEYS = batch_contract.keys(batch_contract.TARGETS_3D, batch_contract.TARGETS_2D)
+#: Batch keys that carry ground truth (boxes, LiDAR depth); the teacher never sees them.
+GT_KEYS = batch_contract.keys(
+    batch_contract.TARGETS_3D, batch_contract.TARGETS_2D, batch_contract.TARGETS_DEPTH)
 #: Camera matrices whose rows 0 and 1 are in pixels.
 PIXEL_MATRIX_KEYS = ("lidar2img", "intrinsics")
 
