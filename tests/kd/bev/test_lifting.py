@@ -106,6 +106,16 @@ def test_shapes_no_state_dtype_and_gradient() -> None:
     assert half.dtype == torch.float32 and torch.allclose(half, bev.detach(), atol=0.05)
 
 
+@pytest.mark.gpu
+def test_cuda_gives_the_cpu_result() -> None:
+    cams = torch.stack((pinhole(0.0), pinhole(math.pi / 2)))[None]
+    features = torch.randn(2, 3, *FEAT)
+    lifting = BEVLifting(PC_RANGE, BEV, num_heights=4)
+    on_gpu = lifting(features.cuda().half(), cams.cuda(), [IMG])
+    assert on_gpu.device.type == "cuda"
+    assert torch.allclose(on_gpu.cpu(), lifting(features.half(), cams, [IMG]), atol=1e-4)
+
+
 def test_bad_inputs_are_refused_with_what_is_expected() -> None:
     cams = pinhole(0.0)[None, None]
     lifting = BEVLifting(PC_RANGE, BEV)

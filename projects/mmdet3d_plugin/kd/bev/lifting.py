@@ -98,7 +98,7 @@ class BEVLifting(nn.Module):
                                     padding_mode="zeros", align_corners=False)
             sampled = sampled.view(batch, cams, channels, cells)
             count = seen.sum(dim=1, keepdim=True)
-            value = (sampled * seen.unsqueeze(2)).sum(dim=1) / count.clamp(min=1.0)
+            value = torch.einsum("bnck,bnk->bck", sampled, seen) / count.clamp(min=1.0)
             level = count > 0
             if use_max:
                 total = torch.maximum(total, torch.where(level, value, torch.full_like(value, lowest)))
