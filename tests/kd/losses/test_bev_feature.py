@@ -129,3 +129,16 @@ def test_bad_configurations_and_inputs_are_refused_clearly() -> None:
         loss(features(2), features(2), **inputs)
     with pytest.raises(ValueError, match="with region_weights needs gt_bboxes_3d"):
         loss(features(1), features(1), inputs["lidar2img"], inputs["pad_shape"])
+
+
+def test_fgd_masks_split_the_region_factors_into_foreground_and_background() -> None:
+    loss = BEVFeatureLoss(PC_RANGE, BEV, family=FAMILIES["fgd"], region_weights=dict(tn_weight=0.1))
+    inputs = geometry(2)
+    labels = loss.region_weights.labels(inputs["gt_bboxes_3d"], inputs["teacher_cls"], inputs["teacher_box"])
+    fg_mask, bg_mask = loss.fgd_masks(labels, torch.zeros(2, CHANNELS, *BEV))
+    assert torch.allclose(fg_mask.sum(dim=(1, 2)), torch.ones(2))
+    assert torch.allclose(bg_mask.sum(dim=(1, 2)), torch.ones(2))
+    assert torch.all(fg_mask[labels == TN] == 0) and torch.all(bg_mask[labels != TN] == 0)
+    uniform = BEVFeatureLoss(PC_RANGE, BEV, family=FAMILIES["fgd"])
+    uniform_fg, uniform_bg = uniform.fgd_masks(None, torch.zeros(1, 1, *BEV))
+    assert torch.all(uniform_fg == 0) and torch.allclose(uniform_bg, torch.full((1, *BEV), 1 / 256))
