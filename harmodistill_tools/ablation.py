@@ -16,6 +16,7 @@ FAMILY_TYPES: dict[str, tuple[str, ...]] = {
     "feature": ("BalancedKLLoss", "ChannelWiseDivergence", "FGDLoss", "MGDLoss", "FitNetsLoss"),
     "query": ("QueryFieldLoss", "DenseQueryFieldLoss", "QueryAttentionLoss"),
     "output": ("OutputDistillLoss", "OutputRelationLoss"),
+    "bev": ("BEVFeatureLoss",),
     "depth": ("LidarDepthLoss",),
 }
 

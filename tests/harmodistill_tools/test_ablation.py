@@ -16,6 +16,12 @@ def test_synthetic_distill_config_splits_into_the_three_families():
                         "output": ["output", "relation"]}
 
 
+def test_synthetic_bev_config_adds_the_bev_family():
+    families = loss_families(load_config(DISTILL_CFG.with_name("distill_raydn_r50_r18_bev_synthetic.py"))
+                             .model.distill_losses)
+    assert families["bev"] == ["bev_fpn_0", "bev_fpn_1"] and families["feature"] == [f"bkl_fpn_{i}" for i in range(4)]
+
+
 def test_a_loss_of_unknown_type_is_refused_with_its_name():
     with pytest.raises(KeyError, match="distill_losses.mine has type 'MyLoss'"):
         loss_families({"mine": {"type": "MyLoss"}})

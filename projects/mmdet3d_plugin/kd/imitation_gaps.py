@@ -10,16 +10,20 @@ of the losses' own formulas, so they can judge them:
   distance in metres and the mean absolute difference of the class probabilities
   (:func:`output_gap`);
 * **query field**: the symmetric Chamfer distance in metres between the BEV positions where
-  the two decoders sample (:func:`point_set_gap`).
+  the two decoders sample (:func:`point_set_gap`);
+* **BEV features**: the feature gap of the two FPN levels lifted onto the BEV grid by the
+  same parameter-free lifting as the BEV loss (:func:`bev_gap`).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .bev.lifting import BEVLifting
 from .losses.feature_utils import prepare_feature_pair
 from .losses.query_matching import QueryMatcher, match_outputs, take_last_queries
 
@@ -35,6 +39,19 @@ def feature_gap(student: Tensor, teacher: Tensor) -> float:
     student = student.flatten(2) - student.flatten(2).mean(-1, keepdim=True)
     teacher = teacher.flatten(2) - teacher.flatten(2).mean(-1, keepdim=True)
     return float(1.0 - F.cosine_similarity(student, teacher, dim=-1, eps=1e-8).mean())
+
+
+@torch.no_grad()
+def bev_gap(student: Tensor, teacher: Tensor, lifting: BEVLifting, lidar2img: Tensor,
+            pad_shape: Sequence[Sequence[int]]) -> float:
+    """:func:`feature_gap` of the lifted maps ``lifting(student)`` and ``lifting(teacher)``.
+
+    Args:
+        student: ``(B * N, C, H, W)`` camera feature maps; teacher: ``(B * N, C, H_t, W_t)``.
+        lifting: the lifting onto the BEV grid; lidar2img: ``(B, N, 4, 4)``; pad_shape: B pairs
+            ``(H_img, W_img)``.
+    """
+    return feature_gap(lifting(student, lidar2img, pad_shape), lifting(teacher, lidar2img, pad_shape))
 
 
 @torch.no_grad()

@@ -14,6 +14,7 @@ import torch
 from projects.mmdet3d_plugin.engine.runner import load_config
 from projects.mmdet3d_plugin.engine.runtime_config import parse_runtime
 from projects.mmdet3d_plugin.kd.distillers.detector_configs import load_detector_config
+from projects.mmdet3d_plugin.kd.student_conversion import extract_student_state_dict
 from projects.mmdet3d_plugin.paths import REPO_ROOT
 from projects.mmdet3d_plugin.registry import MODELS
 
@@ -69,3 +70,54 @@ def test_synthetic_config_inherits_the_parts_it_shares_with_its_teacher(tmp_path
     assert inherited and all(torch.equal(student[k], teacher[k]) for k in inherited)
     assert not torch.equal(student["img_neck.lateral_convs.0.conv.weight"][:, :64],
                            teacher["img_neck.lateral_convs.0.conv.weight"][:, :64])
+
+
+BEV_CONFIGS = {
+    "Distill3D": DISTILL3D / "distill_raydn_r50_r18_bev.py",
+    "synthetic": REPO_ROOT / "projects" / "configs" / "synthetic" / "distill_raydn_r50_r18_bev_synthetic.py",
+}
+#: The taps the BEV losses read, on the tiny RayDN (2 decoder layers).
+TINY_BEV_TAPS = {
+    **{f"{who[0]}_fpn_{i}": dict(model=who, path=f"img_neck.fpn_convs.{i}.conv")
+       for who in ("student", "teacher") for i in range(4)},
+    "t_cls": dict(model="teacher", path="pts_bbox_head.cls_branches.0", call=1),
+    "t_box": dict(model="teacher", path="pts_bbox_head.box_codes", call=1),
+}
+
+
+def test_bev_config_builds_the_distiller_with_its_bev_losses(tmp_path: Path) -> None:
+    cfg = load_config(BEV_CONFIGS["Distill3D"])
+    teacher_cfg = load_detector_config(cfg.model.teacher_cfg, "teacher")
+    torch.save(MODELS.build(teacher_cfg.model).state_dict(), tmp_path / "teacher.pth")
+    cfg.merge_from_dict({"model.teacher_ckpt": str(tmp_path / "teacher.pth")})
+    distiller = MODELS.build(cfg.model)
+    bev = {name: loss for name, loss in distiller.distill_losses.items() if type(loss).__name__ == "BEVFeatureLoss"}
+    assert sorted(bev) == ["bev_fpn_0", "bev_fpn_1"] and len(distiller.distill_losses) == 6
+    assert all(loss.lifting.bev_size == (128, 128) and loss.lifting.pc_range[2:6:3] == [-5.0, 3.0]
+               for loss in bev.values())
+    assert {"t_cls", "t_box"} <= set(distiller.taps.names)
+    assert {key.split(".")[0] for key in distiller.state_dict()} == {"student", "teacher"}
+
+
+@pytest.mark.parametrize("which", sorted(BEV_CONFIGS))
+def test_bev_losses_of_the_config_train_a_tiny_student_that_converts(which: str, tiny, teacher_ckpt: Path) -> None:
+    losses = {name: cfg for name, cfg in load_config(BEV_CONFIGS[which]).model.distill_losses.to_dict().items()
+              if cfg["type"] == "BEVFeatureLoss"}
+    used = {src for cfg in losses.values() for src in cfg["inputs"].values() if not src.startswith("batch.")}
+    torch.manual_seed(0)
+    distiller = MODELS.build(dict(type="HarmoDistiller", teacher_cfg=tiny.raydn(), teacher_ckpt=str(teacher_ckpt),
+                                  student_cfg=tiny.raydn(), distill_losses=losses,
+                                  taps={k: v for k, v in TINY_BEV_TAPS.items() if k in used}))
+    optimizer = torch.optim.Adam([p for p in distiller.parameters() if p.requires_grad], lr=1e-3)
+    distiller.train()
+    before = distiller.student.img_neck.fpn_convs[0].conv.weight.detach().clone()
+    for step in range(2):
+        values = distiller(tiny.batch(prev_exists=step > 0, seed=step), mode="loss")
+        assert all(torch.isfinite(values[f"loss_{name}"]) and values[f"loss_{name}"] > 0 for name in losses)
+        optimizer.zero_grad()
+        torch.stack([v for k, v in values.items() if "loss" in k]).sum().backward()
+        optimizer.step()
+    assert not torch.equal(before, distiller.student.img_neck.fpn_convs[0].conv.weight)
+    student, dropped = extract_student_state_dict(distiller.state_dict())
+    assert dropped["teacher"] and not dropped["distill_losses"]  # the BEV losses hold no weights
+    MODELS.build(tiny.raydn()).load_state_dict(student, strict=True)

@@ -20,6 +20,10 @@ schedule (``update_by_iter=False``); ``'reverse'`` is this project's earlier rea
 recipe). ``progress`` goes from 0 to 1 over training (``iter / max_iters``) and is passed by
 the distiller. Unlike the upstream implementation, ``teacher_tau`` really is the teacher's
 temperature (upstream silently used ``tau`` for both); it defaults to ``tau``.
+
+:meth:`BalancedKLLoss.weighted` multiplies each position's contribution to both KL terms
+(``p_T (log p_T - log p_S)`` and ``p_S (log p_S - log p_T)``) by a per-cell weight of mean 1
+per sample (a uniform weight gives the loss above).
 """
 from __future__ import annotations
 
@@ -31,8 +35,10 @@ from .feature_utils import (
     check_non_negative,
     check_positive,
     kl_divergence_sum,
+    normalise_cell_weights,
     prepare_feature_pair,
     spatial_log_softmax,
+    weighted_kl_divergence_sum,
 )
 from ...registry import MODELS
 
@@ -87,6 +93,20 @@ class BalancedKLLoss(nn.Module):
         Returns:
             Scalar loss, already multiplied by ``loss_weight``.
         """
+        return self.weighted(student, teacher, None, progress)
+
+    def weighted(self, student: Tensor, teacher: Tensor, weight: Optional[Tensor],
+                 progress: float = 0.0) -> Tensor:
+        """Balanced KL loss with per-cell weights on the KL contributions.
+
+        Args:
+            student, teacher, progress: as in :meth:`forward`.
+            weight: ``(N, H, W)`` cell weights (normalised to mean 1 per sample inside), or
+                None: uniform (:meth:`forward`).
+
+        Returns:
+            Scalar loss, already multiplied by ``loss_weight``.
+        """
         progress = float(progress)
         if not 0.0 <= progress <= 1.0:
             raise ValueError(f"{type(self).__name__}: progress must be in [0, 1], got {progress}")
@@ -95,7 +115,13 @@ class BalancedKLLoss(nn.Module):
         log_p_s = spatial_log_softmax(student, self.tau)
         log_p_t = spatial_log_softmax(teacher, self.teacher_tau)
         forward_kl, reverse_kl = self._term_weights(progress)
-        loss = forward_kl * kl_divergence_sum(log_p_t, log_p_s) + reverse_kl * kl_divergence_sum(log_p_s, log_p_t)
+        if weight is None:
+            forward_sum, reverse_sum = kl_divergence_sum(log_p_t, log_p_s), kl_divergence_sum(log_p_s, log_p_t)
+        else:
+            cells = normalise_cell_weights(weight, student, type(self).__name__).flatten(2)
+            forward_sum = weighted_kl_divergence_sum(log_p_t, log_p_s, cells)
+            reverse_sum = weighted_kl_divergence_sum(log_p_s, log_p_t, cells)
+        loss = forward_kl * forward_sum + reverse_kl * reverse_sum
         return self.loss_weight * loss * self.tau**2 / (num * channels)
 
     def _term_weights(self, progress: float) -> tuple[float, float]:

@@ -12,6 +12,15 @@ loss
 
 :func:`spatial_log_softmax` and :func:`kl_divergence_sum` are the per-channel spatial
 distributions shared by the KL-style losses (CWD, BKL).
+
+**Per-cell weights** (the weighted entry points of the families, used by BEV-space
+distillation): a weight map ``w`` ``(N, H, W)`` is first normalised to mean 1 per sample
+(:func:`normalise_cell_weights`), so a uniform map leaves a loss unchanged and only the
+relative weighting of cells matters. The MSE multiplies each squared error by its cell's
+weight; the KL losses multiply each per-position KL contribution
+(:func:`weighted_kl_divergence_sum`)::
+
+    sum_{n, c, k} w[n, k] * p[n, c, k] * (log p[n, c, k] - log q[n, c, k])
 """
 from __future__ import annotations
 
@@ -100,6 +109,39 @@ def kl_divergence_sum(log_p: Tensor, log_q: Tensor) -> Tensor:
         Scalar, ``sum_{n, c} KL(p_nc ‖ q_nc)``.
     """
     return F.kl_div(log_q, log_p, reduction="sum", log_target=True)
+
+
+def normalise_cell_weights(weight: Tensor, features: Tensor, loss_name: str) -> Tensor:
+    """Per-cell weights divided by their per-sample mean.
+
+    Args:
+        weight: ``(N, H, W)`` non-negative weights of the cells of ``features``.
+        features: ``(N, C, H, W)`` the (student) feature map they weigh.
+        loss_name: the loss's class name, used in the message.
+
+    Returns:
+        ``(N, 1, H, W)`` float32 weights of mean 1 per sample (0 where a sample's weights are all 0).
+    """
+    if weight.shape != (features.shape[0], *features.shape[2:]):
+        raise ValueError(f"{loss_name}: weight must be (N, H, W) = {(features.shape[0], *features.shape[2:])} "
+                         f"for feature maps {tuple(features.shape)}, got {tuple(weight.shape)}")
+    weight = weight.detach().float()
+    mean = weight.flatten(1).mean(dim=1).clamp(min=1e-12)
+    return (weight / mean[:, None, None]).unsqueeze(1)
+
+
+def weighted_kl_divergence_sum(log_p: Tensor, log_q: Tensor, weight: Tensor) -> Tensor:
+    """``sum w * p * (log p - log q)``: KL(p ‖ q) contributions weighted per position.
+
+    Args:
+        log_p: ``(N, C, K)`` log-probabilities of the reference distribution ``p``.
+        log_q: ``(N, C, K)`` log-probabilities of ``q``.
+        weight: ``(N, 1, K)`` weight of each position (shared by the channels).
+
+    Returns:
+        Scalar; equals :func:`kl_divergence_sum` for ``weight == 1``.
+    """
+    return (F.kl_div(log_q, log_p, reduction="none", log_target=True) * weight).sum()
 
 
 def check_positive(value: float, name: str, loss_name: str) -> float:

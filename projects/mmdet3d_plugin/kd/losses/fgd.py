@@ -22,6 +22,9 @@ conv starts at zero. They are trainable and live in this loss module, so they ar
 the distiller's state dict under the loss's name (``<loss name>.student_context.*``,
 ``<loss name>.teacher_context.*``). This is the original FGD reduction (sums over ``N``);
 the paper's weights (``alpha 1e-3, beta 5e-4, gamma 1e-3, lambda 5e-6``) assume it.
+
+:meth:`FGDLoss.masked` is the same loss with the masks given instead of projected from boxes
+(BEV-space distillation passes BEV masks built from the DistillBEV regions).
 """
 from __future__ import annotations
 
@@ -149,6 +152,30 @@ class FGDLoss(nn.Module):
         fg_mask, bg_mask = foreground_background_masks(
             gt_bboxes_3d, lidar2img, pad_shape, tuple(student.shape[-2:])
         )
+        return self._masked_loss(student, teacher, fg_mask, bg_mask)
+
+    def masked(self, student: Tensor, teacher: Tensor, fg_mask: Tensor, bg_mask: Tensor) -> Tensor:
+        """FGD loss with given foreground / background masks.
+
+        Args:
+            student: ``(N, C, H, W)``; teacher: ``(N, C, H_t, W_t)`` (detached, resized).
+            fg_mask: ``(N, H, W)`` foreground weights; bg_mask: ``(N, H, W)`` background weights.
+
+        Returns:
+            Scalar loss, already multiplied by its term weights and ``loss_weight``.
+        """
+        name = type(self).__name__
+        student, teacher = prepare_feature_pair(student, teacher, name)
+        if student.shape[1] != self.channels:
+            raise ValueError(f"{name}: built with channels={self.channels}, got student {tuple(student.shape)}")
+        expected = (student.shape[0], *student.shape[2:])
+        if fg_mask.shape != expected or bg_mask.shape != expected:
+            raise ValueError(f"{name}: fg_mask and bg_mask must be (N, H, W) = {expected}, got "
+                             f"{tuple(fg_mask.shape)} and {tuple(bg_mask.shape)}")
+        return self._masked_loss(student, teacher, fg_mask.float(), bg_mask.float())
+
+    def _masked_loss(self, student: Tensor, teacher: Tensor, fg_mask: Tensor, bg_mask: Tensor) -> Tensor:
+        """The weighted FGD terms of a prepared pair ``(N, C, H, W)`` and masks ``(N, H, W)``."""
         num = student.shape[0]
         spatial_s, channel_s = spatial_channel_attention(student, self.temperature)
         spatial_t, channel_t = spatial_channel_attention(teacher, self.temperature)

@@ -9,6 +9,11 @@ It takes feature maps ``(N, C, H, W)`` (the teacher is resized bilinearly to the
 ``H, W``) and token tensors such as decoder queries ``(B, Q, C)`` (shapes must match). In
 training the student's query tensors start with its denoising (DN) queries, which the teacher
 (in eval) has not: ``num_queries=Q`` keeps the last ``Q`` queries of both sides.
+
+:meth:`FitNetsLoss.weighted` weighs the squared error of each cell of a feature map by a
+per-cell weight ``m`` of mean 1 per sample (a uniform ``m`` gives the loss above)::
+
+    L = w * mean(m * (S - T)^2)
 """
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ from typing import Optional
 
 from torch import Tensor, nn
 
-from .feature_utils import check_non_negative, prepare_feature_pair
+from .feature_utils import check_non_negative, normalise_cell_weights, prepare_feature_pair
 from .query_matching import take_last_queries
 from ...registry import MODELS
 
@@ -71,6 +76,21 @@ class FitNetsLoss(nn.Module):
                 f"got student {tuple(student.shape)} and teacher {tuple(teacher.shape)}"
             )
         return self.loss_weight * (student - teacher).pow(2).mean()
+
+    def weighted(self, student: Tensor, teacher: Tensor, weight: Tensor) -> Tensor:
+        """Per-cell weighted MSE of feature maps.
+
+        Args:
+            student: ``(N, C, H, W)``; teacher: ``(N, C, H_t, W_t)`` (detached, resized).
+            weight: ``(N, H, W)`` cell weights, normalised to mean 1 per sample inside.
+
+        Returns:
+            Scalar ``loss_weight * mean(weight * (S - T)^2)``; equals :meth:`forward` for a
+            uniform weight.
+        """
+        student, teacher = prepare_feature_pair(student, teacher, type(self).__name__)
+        weight = normalise_cell_weights(weight, student, type(self).__name__)
+        return self.loss_weight * ((student - teacher).pow(2) * weight).mean()
 
     def extra_repr(self) -> str:
         """Constructor arguments, shown by ``print(module)``."""
