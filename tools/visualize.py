@@ -9,8 +9,11 @@ matched predictions (true positives) and their ground truth, false positives, mi
 truth (docs/visualization.md has the legend). For a distiller config (HarmoDistiller) the
 boxes are the student's and ``<out>/<index>_<token>_query_fields.png`` shows the teacher's
 and the student's query receptive fields side by side; the teacher comes from the distiller
-checkpoint itself (its ``teacher.*`` keys), so ``model.teacher_ckpt`` need not exist. Samples
-are run in dataset order so the temporal memory streams as in testing.
+checkpoint itself (its ``teacher.*`` keys), so ``model.teacher_ckpt`` need not exist. A
+distiller with BEV feature losses (``BEVFeatureLoss``) also gets one
+``<out>/<index>_<token>_bev_<loss>.png`` per such loss: the teacher's and the student's FPN maps
+lifted into BEV by the loss itself, their disagreement and the DistillBEV regions that weigh
+every cell. Samples are run in dataset order so the temporal memory streams as in testing.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from projects.mmdet3d_plugin.datasets.collate import collate_samples
 from projects.mmdet3d_plugin.engine.runner import build_dataset, build_model, load_config
 from projects.mmdet3d_plugin.kd.distillers import HarmoDistiller, build_distiller_from_checkpoint
 from projects.mmdet3d_plugin.kd.distillers.teacher_inputs import teacher_batch
+from projects.mmdet3d_plugin.visualization.bev_features import render_bev_features
 from projects.mmdet3d_plugin.visualization.query_fields import record_query_field, render_query_fields
 from projects.mmdet3d_plugin.visualization.render import SampleBoxes, SampleView, render_sample
 
@@ -72,6 +76,30 @@ def _ground_truth(dataset: Any, index: int) -> Optional[SampleBoxes]:
     return SampleBoxes(np.asarray(ann["gt_bboxes_3d"]), np.asarray(ann["gt_labels_3d"]))
 
 
+def _with_ground_truth(batch: dict, dataset: Any, index: int) -> dict:
+    """The batch, with the sample's annotated boxes as ``gt_bboxes_3d`` when the split's
+    pipeline does not collect them (testing), so the BEV regions can be drawn."""
+    truth = _ground_truth(dataset, index)
+    if "gt_bboxes_3d" in batch or truth is None:
+        return batch
+    return {**batch, "gt_bboxes_3d": [torch.as_tensor(truth.boxes, dtype=torch.float32)]}
+
+
+def _bev_panels(model: HarmoDistiller, names: Sequence[str], recorded: dict, batch: dict, out_dir: Path,
+                stem: str, title: str) -> list[Path]:
+    """One PNG per BEV feature loss: its lifted teacher / student maps and regions (sample 0)."""
+    written = []
+    for name in names:
+        loss = model.distill_losses[name]
+        with torch.no_grad():
+            student, teacher, labels = loss.bev_maps(**model.loss_inputs(name, recorded, batch))
+        written.append(render_bev_features(
+            teacher[0].float().cpu().numpy(), student[0].float().cpu().numpy(),
+            None if labels is None else labels[0].cpu().numpy(), out_dir / f"{stem}_bev_{name}.png",
+            loss.lifting.pc_range, title=f"{title}: distill_losses.{name}"))
+    return written
+
+
 def visualize_sample(model: Any, dataset: Any, index: int, out_dir: Path, score_thr: float) -> list[Path]:
     """Run one sample through ``model`` and write its PNG(s)."""
     info = dataset.get_data_info(index)
@@ -79,11 +107,18 @@ def visualize_sample(model: Any, dataset: Any, index: int, out_dir: Path, score_
     written = []
     stem = f"{index:04d}_{info['sample_idx']}"
     if isinstance(model, HarmoDistiller):
-        preds, student_field = record_query_field(model.student, batch)
-        _, teacher_field = record_query_field(model.teacher, teacher_batch(batch, model.teacher_input_size))
+        bev_losses = [name for name, loss in model.distill_losses.items() if hasattr(loss, "bev_maps")]
+        needed = sorted({tap for name in bev_losses for tap in model.loss_taps(name)})
+        with model.taps.recording():
+            preds, student_field = record_query_field(model.student, batch)
+            _, teacher_field = record_query_field(model.teacher, teacher_batch(batch, model.teacher_input_size))
+            recorded = {tap: model.taps.pop(tap) for tap in needed}
         pc_range = model.student.pts_bbox_head.pc_range.tolist()
         written.append(render_query_fields(teacher_field, student_field, out_dir / f"{stem}_query_fields.png",
                                            pc_range, title=info["sample_idx"]))
+        if bev_losses:
+            written += _bev_panels(model, bev_losses, recorded, _with_ground_truth(batch, dataset, index),
+                                   out_dir, stem, info["sample_idx"])
     else:
         with torch.no_grad():
             preds = model(batch, mode="predict")

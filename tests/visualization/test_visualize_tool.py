@@ -5,6 +5,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -114,3 +115,34 @@ def test_distiller_checkpoint_brings_its_teacher(synthetic_world, synthetic_info
     distiller = tool.build_detector(load_config(config, {"model.teacher_ckpt": str(teacher)}), str(ckpt))
     for key, value in distiller.teacher.state_dict().items():
         assert torch.equal(value, state_dict[f"teacher.{key}"]), key
+
+
+def test_bev_loss_gets_its_lifted_maps_and_regions_drawn(synthetic_world, synthetic_infos, tmp_path, capsys):
+    """A distiller with a BEV feature loss writes one more PNG per such loss, drawn from the
+    loss's own lifted maps; ground truth comes from the info file (the val pipeline has none)."""
+    from projects.mmdet3d_plugin.engine.runner import load_config
+
+    tool = _load("visualize_tool", ROOT / "tools" / "visualize.py")
+    config = tmp_path / "tiny_distill_bev.py"
+    teacher_tap = dict(model="teacher", call=1)  # tiny RayDN: 2 decoder layers
+    bev = dict(type="BEVFeatureLoss", pc_range=[-51.2, -51.2, -5.0, 51.2, 51.2, 3.0], bev_size=(32, 32),
+               num_heights=2, region_weights=dict(gt_thr=0.5, teacher_thr=0.05),
+               inputs=dict(student="s_fpn_1", teacher="t_fpn_1", lidar2img="batch.lidar2img",
+                           pad_shape="batch.pad_shape", gt_bboxes_3d="batch.gt_bboxes_3d",
+                           teacher_cls="t_cls", teacher_box="t_box"))
+    taps = dict(t_cls=dict(teacher_tap, path="pts_bbox_head.cls_branches.0"),
+                t_box=dict(teacher_tap, path="pts_bbox_head.box_codes"))
+    config.write_text(f"_base_ = [{str(KD_CONFIGS / 'tiny_distill_raydn.py')!r}]\n"
+                      f"model = dict(taps={taps!r}, distill_losses=dict(bev_fpn_1={bev!r}))\n")
+    torch.manual_seed(0)
+    state_dict = MODELS.build(load_config(config, {"model.teacher_ckpt": "unused.pth",
+                                                   "model.load_teacher": False}).model).state_dict()
+    ckpt = save_checkpoint({"state_dict": state_dict}, tmp_path / "distilled.pth")
+    options = ["model.teacher_ckpt=unused.pth", *_data_options(synthetic_world, synthetic_infos)[1:]]
+    assert tool.main([str(config), str(ckpt), "--samples", "1", "--out", str(tmp_path / "vis"),
+                      "--cfg-options", *options]) == 0
+    written = [Path(line) for line in capsys.readouterr().out.split()]
+    assert len(written) == 3 and written[1].name.endswith("_query_fields.png")
+    assert written[2].name.endswith("_bev_bev_fpn_1.png")
+    with Image.open(written[2]) as image:
+        assert image.format == "PNG" and np.asarray(image.convert("L")).std() > 10
