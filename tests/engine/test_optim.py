@@ -57,3 +57,57 @@ def test_model_without_trainable_parameters_is_an_error():
     model = nn.Linear(2, 2).requires_grad_(False)
     with pytest.raises(ValueError, match="no trainable"):
         build_param_groups(model, OptimizerSpec(type="AdamW", lr=1e-3))
+
+
+def _backbone_warmup_optimizer(warmup_iters: int) -> torch.optim.Optimizer:
+    spec = OptimizerSpec(type="AdamW", lr=1e-3,
+                         custom_keys={"img_backbone": {"lr_mult": 0.1, "warmup_iters": warmup_iters}})
+    return build_optimizer(Tiny(), spec)
+
+
+def test_group_warmup_iters_gives_that_group_a_longer_linear_ramp():
+    """Global warmup 10 iterations, the backbone group 40: each group's lr at chosen steps."""
+    schedule = ScheduleSpec(max_iters=100, warmup="linear", warmup_iters=10, warmup_ratio=1 / 3,
+                            min_lr_ratio=1e-3)
+    optimizer = _backbone_warmup_optimizer(40)
+    scheduler = build_scheduler(optimizer, schedule)
+    groups = {g["custom_key"]: g for g in optimizer.param_groups}
+    assert groups["img_backbone"]["warmup_iters"] == 40 and groups[""]["warmup_iters"] is None
+
+    def cosine(step: int) -> float:
+        return 1e-3 + (1 - 1e-3) * 0.5 * (1 + math.cos(math.pi * step / 100))
+
+    def ramp(step: int, length: int) -> float:
+        return 1 - (1 - step / length) * (2 / 3) if step < length else 1.0
+
+    seen = {}
+    for step in range(60):
+        seen[step] = (groups[""]["lr"], groups["img_backbone"]["lr"])
+        optimizer.step()
+        scheduler.step()
+    for step in (0, 5, 10, 20, 39, 40, 59):
+        head, backbone = seen[step]
+        assert head == pytest.approx(1e-3 * cosine(step) * ramp(step, 10)), step
+        assert backbone == pytest.approx(1e-4 * cosine(step) * ramp(step, 40)), step
+    assert seen[0][1] == pytest.approx(1e-4 / 3)  # both start at warmup_ratio
+    assert seen[20][0] == pytest.approx(1e-3 * cosine(20))  # head warmed up, backbone not yet
+    assert seen[20][1] < 0.1 * seen[20][0]
+
+
+def test_group_warmup_state_survives_a_scheduler_state_dict_round_trip():
+    schedule = ScheduleSpec(max_iters=100, warmup="linear", warmup_iters=10, warmup_ratio=1 / 3)
+    optimizer = _backbone_warmup_optimizer(40)
+    scheduler = build_scheduler(optimizer, schedule)
+    for _ in range(15):
+        optimizer.step()
+        scheduler.step()
+    resumed_optimizer = _backbone_warmup_optimizer(40)
+    resumed_optimizer.load_state_dict(optimizer.state_dict())
+    resumed = build_scheduler(resumed_optimizer, schedule)
+    resumed.load_state_dict(scheduler.state_dict())
+    for _ in range(5):
+        for opt, sched in ((optimizer, scheduler), (resumed_optimizer, resumed)):
+            opt.step()
+            sched.step()
+    assert [g["lr"] for g in resumed_optimizer.param_groups] == pytest.approx(
+        [g["lr"] for g in optimizer.param_groups])

@@ -103,3 +103,34 @@ def test_load_from_mistakes_are_named():
 def test_max_iters_must_be_positive(max_iters):
     with pytest.raises(ValueError, match=rf"runner.max_iters must be a positive.*got {max_iters}"):
         parse_runtime(streampetr_runtime(runner=dict(type="IterBasedRunner", max_iters=max_iters)))
+
+
+def _with_backbone_options(**options):
+    return streampetr_runtime(optimizer=dict(
+        type="AdamW", lr=4e-4, paramwise_cfg=dict(custom_keys={"img_backbone": options})))
+
+
+def test_group_warmup_iters_parses_as_an_integer():
+    spec = parse_runtime(_with_backbone_options(lr_mult=0.1, warmup_iters=800))
+    assert spec.optimizer.custom_keys == {"img_backbone": {"lr_mult": 0.1, "warmup_iters": 800}}
+    assert isinstance(spec.optimizer.custom_keys["img_backbone"]["warmup_iters"], int)
+
+
+def test_typo_in_group_warmup_names_the_close_match():
+    with pytest.raises(KeyError, match=r"custom_keys\.img_backbone\.warmup_iter\b.*warmup_iters"):
+        parse_runtime(_with_backbone_options(lr_mult=0.1, warmup_iter=800))
+
+
+@pytest.mark.parametrize("value", [-1, 10.5, "800", True])
+def test_group_warmup_iters_must_be_a_whole_number(value):
+    with pytest.raises(ValueError, match=r"img_backbone\.warmup_iters must be a non-negative whole"):
+        parse_runtime(_with_backbone_options(warmup_iters=value))
+
+
+def test_group_warmup_needs_the_linear_warmup_and_must_fit_the_run():
+    cfg = _with_backbone_options(warmup_iters=800)
+    cfg["lr_config"] = dict(policy="CosineAnnealing", min_lr_ratio=1e-3)
+    with pytest.raises(ValueError, match=r"warmup_iters needs lr_config\.warmup='linear'"):
+        parse_runtime(cfg)
+    with pytest.raises(ValueError, match=r"longer than the run \(runner\.max_iters=1000\)"):
+        parse_runtime(_with_backbone_options(warmup_iters=1001))

@@ -17,11 +17,18 @@ from .config_keys import check_top_level_keys
 from .precision import PrecisionSpec, parse_precision
 
 SUPPORTED_OPTIMIZERS = ("AdamW", "Adam", "SGD")
+#: Options of one ``optimizer.paramwise_cfg.custom_keys`` entry. ``warmup_iters`` (ours, not
+#: mmcv's) gives that group its own linear warmup length; see :func:`.optim.lr_factor`.
+CUSTOM_KEY_OPTIONS = ("lr_mult", "decay_mult", "warmup_iters")
 
 
 @dataclass(frozen=True)
 class OptimizerSpec:
-    """``optimizer`` (+ ``paramwise_cfg.custom_keys``) of a config."""
+    """``optimizer`` (+ ``paramwise_cfg.custom_keys``) of a config.
+
+    ``custom_keys`` maps a parameter-name substring to its options (:data:`CUSTOM_KEY_OPTIONS`):
+    ``lr_mult``, ``decay_mult`` and an optional per-group ``warmup_iters``.
+    """
 
     type: str
     lr: float
@@ -89,6 +96,14 @@ def _require(cfg: Mapping[str, Any], key: str) -> Any:
     return cfg[key]
 
 
+def _group_warmup_iters(name: str, value: Any) -> int:
+    """``custom_keys.<name>.warmup_iters`` as a non-negative whole number of iterations."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != int(value):
+        raise ValueError(f"optimizer.paramwise_cfg.custom_keys.{name}.warmup_iters must be a "
+                         f"non-negative whole number of iterations, got {value!r}.")
+    return int(value)
+
+
 def _parse_optimizer(cfg: Mapping[str, Any]) -> OptimizerSpec:
     opt = dict(_require(cfg, "optimizer"))
     _check_keys(
@@ -103,8 +118,10 @@ def _parse_optimizer(cfg: Mapping[str, Any]) -> OptimizerSpec:
     custom_keys: dict[str, dict[str, float]] = {}
     for name, mults in dict(paramwise.get("custom_keys", {})).items():
         mults = dict(mults)
-        _check_keys(f"optimizer.paramwise_cfg.custom_keys.{name}", mults, ("lr_mult", "decay_mult"))
+        _check_keys(f"optimizer.paramwise_cfg.custom_keys.{name}", mults, CUSTOM_KEY_OPTIONS)
         custom_keys[name] = {k: float(v) for k, v in mults.items()}
+        if "warmup_iters" in mults:
+            custom_keys[name]["warmup_iters"] = _group_warmup_iters(name, mults["warmup_iters"])
     return OptimizerSpec(
         type=opt["type"],
         lr=float(_require(opt, "lr")),
@@ -196,11 +213,28 @@ def _parse_load_from(cfg: Mapping[str, Any]) -> LoadFromSpec | None:
     return LoadFromSpec(path=path, strict=strict)
 
 
+def _check_group_warmups(optimizer: OptimizerSpec, schedule: ScheduleSpec) -> None:
+    """A group's ``warmup_iters`` ramps from ``lr_config.warmup_ratio`` like the global
+    warmup, so it needs ``lr_config.warmup='linear'`` and must end within the run."""
+    for name, options in optimizer.custom_keys.items():
+        if "warmup_iters" not in options:
+            continue
+        where = f"optimizer.paramwise_cfg.custom_keys.{name}.warmup_iters"
+        if schedule.warmup != "linear":
+            raise ValueError(f"{where} needs lr_config.warmup='linear' (the group ramps up from "
+                             f"lr_config.warmup_ratio like the global warmup); got warmup={schedule.warmup!r}.")
+        if options["warmup_iters"] > schedule.max_iters:
+            raise ValueError(f"{where}={int(options['warmup_iters'])} is longer than the run "
+                             f"(runner.max_iters={schedule.max_iters}).")
+
+
 def parse_runtime(cfg: Mapping[str, Any]) -> RuntimeSpec:
     """Read and validate the runtime sections of a config (an mmengine ``Config`` or dict);
     top-level keys follow :func:`.config_keys.check_top_level_keys`."""
     check_top_level_keys(cfg)
     schedule = _parse_schedule(cfg)
+    optimizer = _parse_optimizer(cfg)
+    _check_group_warmups(optimizer, schedule)
     clip_norm, clip_type = _parse_grad_clip(cfg)
     ckpt = _interval(cfg, "checkpoint_config", schedule.max_iters)
     _check_keys("checkpoint_config", ckpt, ("interval", "max_keep_ckpts", "by_epoch"))
@@ -209,7 +243,7 @@ def parse_runtime(cfg: Mapping[str, Any]) -> RuntimeSpec:
     evaluation = _interval(cfg, "evaluation", schedule.max_iters, allow_off=True)
     _check_keys("evaluation", evaluation, ("interval", "pipeline", "metric"))
     return RuntimeSpec(
-        optimizer=_parse_optimizer(cfg),
+        optimizer=optimizer,
         schedule=schedule,
         grad_clip_max_norm=clip_norm,
         grad_clip_norm_type=clip_type,

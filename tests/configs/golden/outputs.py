@@ -10,6 +10,8 @@ distillation losses). One intra-op thread, so float sums have one order.
 
 ``python -m tests.configs.golden.outputs --write`` stores the outputs in ``outputs.pt`` next
 to this file; ``tests/configs/test_golden_outputs.py`` requires them bit-identical.
+``--add`` computes only the configs the stored file lacks (a new config) and keeps every
+stored entry as it is.
 """
 from __future__ import annotations
 
@@ -155,15 +157,20 @@ def config_outputs(config: str) -> dict[str, torch.Tensor]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help=f"store the outputs in {STORE}")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help=f"store the outputs in {STORE}")
+    mode.add_argument("--add", action="store_true",
+                      help=f"compute and store only the configs {STORE.name} lacks, keeping the others")
     args = parser.parse_args()
     os.chdir(ROOT)
-    outputs = {}
+    outputs = torch.load(STORE, weights_only=True) if args.add else {}
     for config in CONFIGS:
+        if config in outputs:
+            continue
         outputs[config] = config_outputs(config)
         print(f"{config}: {len(outputs[config])} tensors")
-    if args.write:
-        torch.save(outputs, STORE)
+    if args.write or args.add:
+        torch.save({config: outputs[config] for config in CONFIGS}, STORE)
         print(f"wrote {STORE}")
 
 

@@ -14,23 +14,26 @@ import torch
 from projects.mmdet3d_plugin.engine.runner import load_config
 from projects.mmdet3d_plugin.engine.runtime_config import parse_runtime
 from projects.mmdet3d_plugin.kd.distillers.detector_configs import load_detector_config
-from projects.mmdet3d_plugin.kd.student_conversion import extract_student_state_dict
+from projects.mmdet3d_plugin.kd.student_conversion import extract_student_state_dict, verify_student_load
 from projects.mmdet3d_plugin.paths import REPO_ROOT
 from projects.mmdet3d_plugin.registry import MODELS
 
 DISTILL3D = REPO_ROOT / "projects" / "configs" / "Distill3D"
+R50_TEACHER = "raydn_r50_704_bs2_seq_428q_nui_60e_20240403.pth"
+# name: (teacher checkpoint, student depth, detector, distilled FPN levels, teacher depth)
 CASES = {
-    "distill_raydn_r50_r18.py": ("raydn_r50_704_bs2_seq_428q_nui_60e_20240403.pth", 18, "RepDetr3D", 4),
-    "distill_raydn_r50_r34.py": ("raydn_r50_704_bs2_seq_428q_nui_60e_20240403.pth", 34, "RepDetr3D", 4),
-    "distill_raydn_r50_r18_released.py": ("raydn_r50_704_bs2_seq_428q_nui_60e_20240403.pth", 18, "RepDetr3D", 4),
-    "distill_raydn_r50_r34_released.py": ("raydn_r50_704_bs2_seq_428q_nui_60e_20240403.pth", 34, "RepDetr3D", 4),
-    "distill_streampetr_r50_r18.py": ("stream_petr_r50_flash_704_bs2_seq_428q_nui_60e.pth", 18, "Petr3D", 2),
+    "distill_raydn_r50_r18.py": (R50_TEACHER, 18, "RepDetr3D", 4, 50),
+    "distill_raydn_r50_r34.py": (R50_TEACHER, 34, "RepDetr3D", 4, 50),
+    "distill_raydn_r50_r18_released.py": (R50_TEACHER, 18, "RepDetr3D", 4, 50),
+    "distill_raydn_r50_r34_released.py": (R50_TEACHER, 34, "RepDetr3D", 4, 50),
+    "distill_raydn_r101_r18.py": ("raydn_r101_704_bs2_seq_428q_nui_60e.pth", 18, "RepDetr3D", 4, 101),
+    "distill_streampetr_r50_r18.py": ("stream_petr_r50_flash_704_bs2_seq_428q_nui_60e.pth", 18, "Petr3D", 2, 50),
 }
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_config_builds_the_released_distiller(name: str, tmp_path: Path) -> None:
-    ckpt_name, depth, detector, levels = CASES[name]
+    ckpt_name, depth, detector, levels, teacher_depth = CASES[name]
     cfg = load_config(DISTILL3D / name)
     assert cfg.model.teacher_ckpt == f"ckpts/{ckpt_name}"
     runtime = parse_runtime(cfg)
@@ -40,7 +43,8 @@ def test_config_builds_the_released_distiller(name: str, tmp_path: Path) -> None
     cfg.merge_from_dict({"model.teacher_ckpt": str(tmp_path / ckpt_name)})
     distiller = MODELS.build(cfg.model)
     assert type(distiller.student).__name__ == type(distiller.teacher).__name__ == detector
-    assert distiller.student.img_backbone.depth == depth and distiller.teacher.img_backbone.depth == 50
+    assert distiller.student.img_backbone.depth == depth
+    assert distiller.teacher.img_backbone.depth == teacher_depth
     assert len(distiller.taps) == 2 * levels and len(distiller.distill_losses) == levels
     assert {type(loss).__name__ for loss in distiller.distill_losses.values()} == {"BalancedKLLoss"}
     assert {key.split(".")[0] for key in distiller.state_dict()} == {"student", "teacher"}
@@ -56,6 +60,30 @@ def test_gradient_share_config_is_the_released_recipe_with_rescaled_weights(dept
     for name, loss in shipped["distill_losses"].items():
         assert loss.pop("loss_weight") == pytest.approx(1.4 * released["distill_losses"][name].pop("loss_weight"))
     assert shipped == released
+
+
+def test_r101_teacher_recipe_is_the_r50_recipe_with_another_teacher(tmp_path: Path) -> None:
+    """Same taps, losses, student and runtime as distill_raydn_r50_r18.py; the frozen R101
+    teacher runs in eval mode (its with_cp / trainable BN are inert), and the converted
+    student loads strictly into the R18 detector."""
+    r101 = load_config(DISTILL3D / "distill_raydn_r101_r18.py")
+    r50 = load_config(DISTILL3D / "distill_raydn_r50_r18.py")
+    shipped, reference = r101.model.to_dict(), r50.model.to_dict()
+    assert shipped.pop("teacher_cfg") == "projects/configs/RayDN/raydn_r101_704_bs2_seq_428q_nui_60e.py"
+    assert shipped.pop("teacher_ckpt") == "ckpts/raydn_r101_704_bs2_seq_428q_nui_60e.pth"
+    for key in ("teacher_cfg", "teacher_ckpt"):
+        reference.pop(key)
+    assert shipped == reference and parse_runtime(r101) == parse_runtime(r50)
+    teacher_cfg = load_detector_config(r101.model.teacher_cfg, "teacher")
+    torch.save(MODELS.build(teacher_cfg.model).state_dict(), tmp_path / "teacher.pth")
+    r101.merge_from_dict({"model.teacher_ckpt": str(tmp_path / "teacher.pth")})
+    distiller = MODELS.build(r101.model)
+    distiller.train()
+    assert not distiller.teacher.training and not distiller.teacher.img_backbone.layer4[0].bn1.training
+    assert not any(p.requires_grad for p in distiller.teacher.parameters())
+    student, dropped = extract_student_state_dict(distiller.state_dict())
+    assert dropped["teacher"] and not dropped["other"]
+    verify_student_load(student, r101, source="the R101->R18 distiller's student")
 
 
 def test_synthetic_config_inherits_the_parts_it_shares_with_its_teacher(tmp_path: Path) -> None:

@@ -123,6 +123,29 @@ def test_with_cp_gives_identical_outputs_and_gradients():
         torch.testing.assert_close(grad, grads_cp[name], msg=name)
 
 
+def test_with_cp_and_trainable_bn_count_each_batch_once():
+    """norm_eval=False: checkpointing recomputes every BN in backward; the running statistics
+    (and the batch counter) must still end where one plain forward leaves them."""
+    torch.manual_seed(0)
+    trainable_bn = dict(norm_cfg=dict(type="BN2d", requires_grad=True), norm_eval=False)
+    plain = ResNet(depth=50, base_channels=4, out_indices=(2, 3), **trainable_bn)
+    plain.init_weights()
+    with_cp = ResNet(depth=50, base_channels=4, out_indices=(2, 3), with_cp=True, **trainable_bn)
+    with_cp.load_state_dict(plain.state_dict())
+    before = {k: v.clone() for k, v in plain.state_dict().items() if "running" in k}
+    image = torch.randn(2, 3, 64, 64)
+    _, grads_plain = _outputs_and_grads(plain, image)
+    _, grads_cp = _outputs_and_grads(with_cp, image)
+    for name, grad in grads_plain.items():
+        torch.testing.assert_close(grad, grads_cp[name], msg=name)
+    buffers_plain, buffers_cp = dict(plain.named_buffers()), dict(with_cp.named_buffers())
+    assert not torch.equal(buffers_plain["layer3.0.bn2.running_mean"], before["layer3.0.bn2.running_mean"])
+    for name, value in buffers_plain.items():
+        torch.testing.assert_close(value, buffers_cp[name], msg=name)
+    assert int(buffers_cp["layer4.0.bn3.num_batches_tracked"]) == 1
+    assert with_cp.layer4[0].bn3.momentum == plain.layer4[0].bn3.momentum == 0.1
+
+
 def test_random_init_zeroes_last_norm_of_each_block():
     model = ResNet(depth=18, base_channels=4)
     model.init_weights()

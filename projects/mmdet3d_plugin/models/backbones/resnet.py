@@ -16,8 +16,9 @@ and offline; the detector (or training entry point) calls ``init_weights()`` onc
 """
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -38,11 +39,32 @@ _BN_TYPES = ("BN", "BN2d", "SyncBN")
 _STYLES = ("pytorch", "caffe")
 
 
+@contextlib.contextmanager
+def _frozen_bn_statistics(module: nn.Module) -> Iterator[None]:
+    """While active, BN layers of ``module`` in training mode still normalise with the batch
+    statistics but leave ``running_mean`` / ``running_var`` / ``num_batches_tracked`` as
+    they are (momentum 0, counter restored): the recomputation pass of gradient
+    checkpointing must not count the batch a second time."""
+    norms = [m for m in module.modules()
+             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats]
+    saved = [(m.momentum, m.num_batches_tracked.clone()) for m in norms]
+    for norm in norms:
+        norm.momentum = 0.0
+    try:
+        yield
+    finally:
+        for norm, (momentum, count) in zip(norms, saved):
+            norm.momentum = momentum
+            norm.num_batches_tracked.copy_(count)
+
+
 class _ResidualBlock(nn.Module):
     """Shared forward of the two block types: residual branch + shortcut, then ReLU.
 
     With ``with_cp`` the block body runs under ``torch.utils.checkpoint`` while training
-    with gradients enabled (activations are recomputed in backward to save memory).
+    with gradients enabled (activations are recomputed in backward to save memory). The
+    recomputation does not update BN running statistics, so trainable BN
+    (``norm_eval=False``) sees each batch once, exactly as without checkpointing.
     """
 
     expansion = 1
@@ -61,10 +83,14 @@ class _ResidualBlock(nn.Module):
         identity = x if self.downsample is None else self.downsample(x)
         return self._branch(x) + identity
 
+    def _checkpoint_contexts(self) -> tuple[contextlib.AbstractContextManager, contextlib.AbstractContextManager]:
+        """``torch.utils.checkpoint`` contexts: plain forward, recomputation without BN updates."""
+        return contextlib.nullcontext(), _frozen_bn_statistics(self)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C_in, H, W) → (B, planes * expansion, H / stride, W / stride)."""
         if self.with_cp and self.training and torch.is_grad_enabled():
-            out = checkpoint(self._body, x, use_reentrant=False)
+            out = checkpoint(self._body, x, use_reentrant=False, context_fn=self._checkpoint_contexts)
         else:
             out = self._body(x)
         return self.relu(out)
@@ -178,9 +204,9 @@ class ResNet(nn.Module):
             ``requires_grad=False`` freezes every BN weight and bias.
         norm_eval: keep all BN layers in eval mode (frozen running statistics) in training.
         with_cp: gradient checkpointing per block while training. The recomputation in
-            backward runs each BatchNorm again, so BN layers in training mode would update
-            their running statistics twice per step (as in mmdet); StreamPETR / RayDN pair it
-            with ``norm_eval=True``.
+            backward runs each BatchNorm again on the same batch; unlike mmdet (where
+            trainable BN would then count every batch twice) it leaves the running
+            statistics alone, so ``with_cp`` changes memory and time, not the result.
         zero_init_residual: zero the last BN weight of each block in random init.
         pretrained: checkpoint name (older spelling of ``init_cfg``).
         init_cfg: ``dict(type='Pretrained', checkpoint=..., prefix=None)``.
