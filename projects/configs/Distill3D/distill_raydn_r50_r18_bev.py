@@ -5,7 +5,7 @@
 # by the MSE (DistillBEV's loss), weighted per cell by the DistillBEV regions (GT boxes and
 # the teacher's confident last-layer predictions: TP / FN / FP 1, easy background TN 0.1)
 # times the max of the teacher's and the student's spatial attention.
-# The loss weight (1.5) is the synthetic config's (projects/configs/synthetic/
+# The loss weight (0.027) is the synthetic config's with its trained teacher (projects/configs/synthetic/
 # distill_raydn_r50_r18_bev_synthetic.py); it is not measured on nuScenes: measure and rescale,
 #   python tools/kd_gradients.py projects/configs/Distill3D/distill_raydn_r50_r18_bev.py \
 #       --target-share bev=neck:0.25
@@ -17,7 +17,7 @@ bev_loss = dict(
     type='BEVFeatureLoss', pc_range=[-51.2, -51.2, -5.0, 51.2, 51.2, 3.0], bev_size=(128, 128),
     num_heights=4, height_reduction='mean', family=dict(type='FitNetsLoss'),
     region_weights=dict(gt_thr=0.5, teacher_thr=0.3, tn_weight=0.1), attention=True,
-    attention_temperature=0.5, loss_weight=1.5)
+    attention_temperature=0.5, loss_weight=0.027)
 
 model = dict(
     # The teacher's last-layer class logits and box codes, for the region labels.

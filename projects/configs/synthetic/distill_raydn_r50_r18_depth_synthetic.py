@@ -13,6 +13,13 @@ depth_stride = 16  # the stride of s_fpn_1
 # The world's LiDAR reaches 70 m (datasets/synthetic/lidar.py); 1 m bins over 1-65 m.
 depth_range = (1.0, 65.0)
 depth_bins = 64
+# Loss weight: the depth term carries about 25% of the detection loss's gradient norm on the
+# student's neck at the start of training (as the BEV terms of the sibling BEV config),
+# measured by tools/kd_gradients.py (3 batches, the 500-iteration synthetic teacher of
+# docs/results.md): 2.73% at weight 1.0, so 9.0. Re-measure with
+#   python tools/kd_gradients.py projects/configs/synthetic/distill_raydn_r50_r18_depth_synthetic.py \
+#       --teacher-ckpt TEACHER --target-share depth=neck:0.25
+depth_loss_weight = 9.0
 
 
 # The base's train pipeline (built by its helpers) with the depth maps made right after the
@@ -39,4 +46,4 @@ model = dict(
         lidar_depth=dict(
             type='LidarDepthLoss', in_channels=_base_.embed_dims, depth_range=depth_range,
             num_bins=depth_bins, bin_spacing='uniform', label_type='gaussian', sigma=1.0,
-            loss_weight=1.0, inputs=dict(student='s_fpn_1', depth_maps='batch.depth_maps'))))
+            loss_weight=depth_loss_weight, inputs=dict(student='s_fpn_1', depth_maps='batch.depth_maps'))))
