@@ -150,6 +150,14 @@ CASES: dict[str, tuple[int, float, float]] = {
 }
 
 
+#: The BEV MSE's configured weight (0.027) gives it 25 % of the detection gradient on the neck
+#: with the *trained* synthetic teacher, whose FPN maps are far larger than a random teacher's
+#: (1390 % at 1.5 there, 16.5 % at 1.0 with random weights; tools/kd_gradients.py, see the
+#: config). Next to the random tiny teacher here the same 25 % share is weight 1.5, so the
+#: check runs the family at its configured *share*, not at a weight tuned to another teacher.
+RANDOM_TEACHER_WEIGHTS = {"bev": 1.5}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("family", sorted(CASES))
 def test_family_alone_closes_its_gap(family: str, tiny, imitation_teacher: Path) -> None:
@@ -166,7 +174,10 @@ def test_family_alone_closes_its_gap(family: str, tiny, imitation_teacher: Path)
 def test_family_at_configured_weights_closes_its_gap_next_to_detection(family: str, tiny,
                                                                       imitation_teacher: Path) -> None:
     steps, lr, _ = CASES[family]
-    distiller = build(tiny, imitation_teacher, family_losses(family))
+    losses = family_losses(family)
+    for cfg in losses.values():
+        cfg["loss_weight"] = RANDOM_TEACHER_WEIGHTS.get(family, cfg["loss_weight"])
+    distiller = build(tiny, imitation_teacher, losses)
     before = held_out_gap(distiller, family, tiny.batch)
     train(distiller, steps, lr, True, tiny.batch)
     after = held_out_gap(distiller, family, tiny.batch)
