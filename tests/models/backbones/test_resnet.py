@@ -218,3 +218,18 @@ def test_unsupported_options_raise_clearly(option, match):
 def test_config_typo_raises():
     with pytest.raises(TypeError, match="with_cpp"):
         MODELS.build(dict(type="ResNet", depth=18, with_cpp=True))
+
+
+def test_checkpointed_blocks_backward_twice_with_a_kept_graph():
+    """retain_graph recomputes each checkpointed block once per backward (gradient-share tools
+    take one gradient per loss term): the BN-freezing recompute context must be re-enterable,
+    and the running statistics still count the batch once."""
+    torch.manual_seed(0)
+    model = ResNet(depth=18, out_indices=(3,), norm_eval=False, with_cp=True).train()
+    x = torch.randn(2, 3, 64, 64, requires_grad=True)
+    out = model(x)[0]
+    first = torch.autograd.grad(out.sum(), x, retain_graph=True)[0]
+    second = torch.autograd.grad(out.pow(2).mean(), x)[0]
+    assert torch.isfinite(first).all() and torch.isfinite(second).all()
+    assert int(model.bn1.num_batches_tracked) == 1
+    assert all(int(m.num_batches_tracked) == 1 for m in model.modules() if isinstance(m, nn.BatchNorm2d))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -39,21 +39,26 @@ _BN_TYPES = ("BN", "BN2d", "SyncBN")
 _STYLES = ("pytorch", "caffe")
 
 
-@contextlib.contextmanager
-def _frozen_bn_statistics(module: nn.Module) -> Iterator[None]:
+class _FrozenBNStatistics:
     """While active, BN layers of ``module`` in training mode still normalise with the batch
     statistics but leave ``running_mean`` / ``running_var`` / ``num_batches_tracked`` as
     they are (momentum 0, counter restored): the recomputation pass of gradient
-    checkpointing must not count the batch a second time."""
-    norms = [m for m in module.modules()
-             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats]
-    saved = [(m.momentum, m.num_batches_tracked.clone()) for m in norms]
-    for norm in norms:
-        norm.momentum = 0.0
-    try:
-        yield
-    finally:
-        for norm, (momentum, count) in zip(norms, saved):
+    checkpointing must not count the batch a second time. Re-enterable: a graph kept with
+    ``retain_graph`` is recomputed once per backward, with the same context object."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+        self._saved: list[list[tuple[nn.Module, Any, torch.Tensor]]] = []
+
+    def __enter__(self) -> None:
+        norms = [m for m in self.module.modules()
+                 if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats]
+        self._saved.append([(m, m.momentum, m.num_batches_tracked.clone()) for m in norms])
+        for norm in norms:
+            norm.momentum = 0.0
+
+    def __exit__(self, *exc: Any) -> None:
+        for norm, momentum, count in self._saved.pop():
             norm.momentum = momentum
             norm.num_batches_tracked.copy_(count)
 
@@ -85,7 +90,7 @@ class _ResidualBlock(nn.Module):
 
     def _checkpoint_contexts(self) -> tuple[contextlib.AbstractContextManager, contextlib.AbstractContextManager]:
         """``torch.utils.checkpoint`` contexts: plain forward, recomputation without BN updates."""
-        return contextlib.nullcontext(), _frozen_bn_statistics(self)
+        return contextlib.nullcontext(), _FrozenBNStatistics(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C_in, H, W) → (B, planes * expansion, H / stride, W / stride)."""
