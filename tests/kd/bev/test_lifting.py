@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from harmodistill_tools.bev_lifting_reference import dense_bev_lifting
 from projects.mmdet3d_plugin.kd.bev.lifting import BEVLifting
 from projects.mmdet3d_plugin.kd.losses.region_weights import bev_cell_centers
 
@@ -125,6 +126,8 @@ def test_bad_inputs_are_refused_with_what_is_expected() -> None:
         lifting(torch.zeros(1, 3, *FEAT), cams, [IMG, IMG])
     with pytest.raises(ValueError, match=r"lidar2img must be \(B, N, 4, 4\)"):
         lifting(torch.zeros(1, 3, *FEAT), cams[0], [IMG])
+    with pytest.raises(ValueError, match="do not match the plan, made for"):
+        lifting.lift(torch.zeros(1, 3, FEAT[0] * 2, FEAT[1]), lifting.plan(cams, [IMG], FEAT))
     with pytest.raises(ValueError, match="height_reduction must be one of"):
         BEVLifting(PC_RANGE, BEV, height_reduction="sum")
     with pytest.raises(ValueError, match="pc_range must be"):
@@ -144,7 +147,9 @@ class _Exported(nn.Module):
 
 def test_exports_to_onnx(tmp_path) -> None:
     onnx = pytest.importorskip("onnx")
-    features, cams = torch.randn(2, 3, *FEAT), torch.stack((pinhole(0.0), pinhole(math.pi)))[None]
+    # The two fields of view overlap by 45 degrees: voxels seen by both cameras sum two samples.
+    features, cams = torch.randn(2, 3, *FEAT), torch.stack((pinhole(0.0), pinhole(math.pi / 4)))[None]
+    assert int(BEVLifting(PC_RANGE, (8, 8), num_heights=2).project(cams, [IMG])[1].sum(dim=1).max()) == 2
     path = tmp_path / "lifting.onnx"
     torch.onnx.export(_Exported(), (features, cams), str(path), opset_version=17, dynamo=False,
                       input_names=["features", "lidar2img"], output_names=["bev"])
@@ -153,3 +158,22 @@ def test_exports_to_onnx(tmp_path) -> None:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (exported,) = session.run(None, {"features": features.numpy(), "lidar2img": cams.numpy()})
     assert torch.allclose(torch.from_numpy(exported), _Exported()(features, cams), atol=1e-5)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "max"])
+def test_equals_dense_grid_sample_values_and_gradients(reduction: str) -> None:
+    torch.manual_seed(0)
+    yaws = [k * math.pi / 3 for k in range(6)]  # six cameras, neighbouring fields of view overlap
+    cams = torch.stack([pinhole(yaw) for yaw in yaws])[None].expand(2, -1, -1, -1).clone()
+    cams[1, :, 0, 3] += 3.0  # the second sample's rig differs (u moves by 3 / depth pixels)
+    lifting = BEVLifting(PC_RANGE, (20, 24), num_heights=3, height_reduction=reduction)
+    features = torch.randn(12, 4, *FEAT, requires_grad=True)
+    reference = features.detach().clone().requires_grad_(True)
+    lifted = lifting(features, cams, [IMG, IMG])
+    dense = dense_bev_lifting(lifting, reference, cams, [IMG, IMG])
+    assert torch.allclose(lifted, dense, atol=1e-5)
+    weights = torch.randn_like(dense)
+    (lifted * weights).sum().backward()
+    (dense * weights).sum().backward()
+    assert torch.allclose(features.grad, reference.grad, atol=1e-5)
+    assert float(features.grad.abs().sum()) > 0

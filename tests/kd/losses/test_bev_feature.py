@@ -65,6 +65,16 @@ def test_uniform_weights_give_the_family_loss_on_the_lifted_maps(family: str) ->
         pytest.approx(float(expected), rel=1e-6)
 
 
+def test_a_teacher_map_of_another_resolution_is_lifted_on_its_own_taps() -> None:
+    loss = BEVFeatureLoss(PC_RANGE, BEV, family=FAMILIES["mse"], attention=False)
+    teacher = torch.randn(2, CHANNELS, FEAT[0] * 2, FEAT[1] * 2, generator=torch.Generator().manual_seed(3))
+    inputs = geometry(1)
+    student_bev, teacher_bev, _ = loss.bev_maps(features(1), teacher, inputs["lidar2img"], inputs["pad_shape"])
+    lifting = BEVLifting(PC_RANGE, BEV)
+    assert torch.allclose(student_bev, lifting(features(1), inputs["lidar2img"], inputs["pad_shape"]))
+    assert torch.allclose(teacher_bev, lifting(teacher, inputs["lidar2img"], inputs["pad_shape"]))
+
+
 @pytest.mark.parametrize("family", ["mse", "cwd", "bkl"])
 def test_a_uniform_weight_reproduces_the_family_loss(family: str) -> None:
     student, teacher = torch.randn(3, 4, 5, 6), torch.randn(3, 4, 5, 6)

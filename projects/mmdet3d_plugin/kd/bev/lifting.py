@@ -12,25 +12,53 @@ A voxel centre ``p`` is projected into camera ``n`` with ``lidar2img``::
 
 and is **seen** by the camera when ``d > eps`` and ``(u, v)`` lies in ``[0, W_img) x [0, H_img)``
 (the padded image the feature map covers). The feature map ``F_n`` is sampled bilinearly there
-(``grid_sample``, ``align_corners=False``, normalised coordinates ``2 u / W_img - 1``,
-``2 v / H_img - 1``) and averaged over the cameras that see the voxel::
+(the convention of ``grid_sample(align_corners=False, padding_mode='zeros')``: feature
+coordinates ``u W_f / W_img - 0.5``, ``v H_f / H_img - 0.5``, taps outside the map weigh 0) and
+averaged over the cameras that see the voxel::
 
     V(p) = sum_n seen_n(p) F_n(u_n, v_n) / max(1, sum_n seen_n(p))        (0 if none sees p)
 
 The cell's value reduces its ``Z`` voxels: ``'mean'`` over the levels seen by some camera
-(0 if none), or ``'max'`` over those levels (0 if none). Computation is float32, vectorised over
-cameras and cells; the height levels are a loop (a handful of them) to bound the peak memory to
-one level's ``(B, N, C, H*W)`` samples. The module has no parameters and no buffers.
+(0 if none), or ``'max'`` over those levels (0 if none).
+
+Only the seen (voxel, camera) pairs are sampled (a voxel is typically seen by one or two of six
+cameras, so sampling every camera everywhere would do about five times the work): the
+geometry (:meth:`BEVLifting.plan`, no gradient) lists the four bilinear taps of every seen pair
+with its weight, already divided by the cameras (and, for ``'mean'``, the levels) that see the
+voxel, grouped in bags (a cell for ``'mean'``, a voxel for ``'max'``); :meth:`BEVLifting.lift`
+is then one ``embedding_bag`` over the ``(B N H_f W_f, C)`` feature table, whose backward is
+one ``index_add``. The teacher's and the student's maps share a plan. Computation is float32,
+vectorised over samples, cameras, levels and cells; the module has no parameters and no
+buffers.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..losses.region_weights import bev_cell_centers
+
+
+class LiftingPlan(NamedTuple):
+    """The bilinear taps of a lifting (:meth:`BEVLifting.plan`), bag by bag.
+
+    ``rows`` ``(T,)`` index the ``(B N H_f W_f, C)`` feature table, ``weights`` ``(T,)`` are the
+    bilinear weights already divided by the cameras (and, for ``'mean'``, the levels) that see
+    the voxel, ``offsets`` ``(bags,)`` is the first tap of each bag, ``level_seen``
+    ``(B, Z, H*W)`` bool says which voxels some camera sees.
+    """
+
+    rows: Tensor
+    weights: Tensor
+    offsets: Tensor
+    level_seen: Tensor
+    batch: int
+    cams: int
+    feature_size: tuple[int, int]
 
 HEIGHT_REDUCTIONS = ("mean", "max")
 # Smallest depth (metres) at which a voxel counts as in front of a camera.
@@ -73,7 +101,7 @@ class BEVLifting(nn.Module):
         return [z_min + (k + 0.5) * step for k in range(self.num_heights)]
 
     def forward(self, features: Tensor, lidar2img: Tensor, pad_shape: Sequence[Sequence[int]]) -> Tensor:
-        """Lifted BEV map.
+        """Lifted BEV map: :meth:`lift` of :meth:`plan`.
 
         Args:
             features: ``(B * N, C, H_f, W_f)`` one FPN level, cameras folded into the batch
@@ -84,32 +112,86 @@ class BEVLifting(nn.Module):
         Returns:
             ``(B, C, H, W)`` float32 BEV map (differentiable w.r.t. ``features``).
         """
-        batch, cams = self._check(features, lidar2img, pad_shape)
-        channels = features.shape[1]
-        features = features.float()
-        cells = self.bev_size[0] * self.bev_size[1]
-        use_max = self.height_reduction == "max"
-        lowest = torch.finfo(features.dtype).min
-        total = features.new_full((batch, channels, cells), lowest if use_max else 0.0)
-        levels_seen = features.new_zeros((batch, 1, cells))
-        for height in self.heights():
-            grid, seen = self._project(lidar2img, pad_shape, height)
-            sampled = F.grid_sample(features, grid.flatten(0, 1).unsqueeze(1), mode="bilinear",
-                                    padding_mode="zeros", align_corners=False)
-            sampled = sampled.view(batch, cams, channels, cells)
-            count = seen.sum(dim=1, keepdim=True)
-            value = torch.einsum("bnck,bnk->bck", sampled, seen) / count.clamp(min=1.0)
-            level = count > 0
-            if use_max:
-                total = torch.maximum(total, torch.where(level, value, torch.full_like(value, lowest)))
-            else:
-                total = total + value
-            levels_seen = levels_seen + level.to(value.dtype)
-        if use_max:
-            total = torch.where(levels_seen > 0, total, torch.zeros_like(total))
+        self._check_features(features, lidar2img)
+        return self.lift(features, self.plan(lidar2img, pad_shape, features.shape[-2:]))
+
+    @torch.no_grad()
+    def plan(self, lidar2img: Tensor, pad_shape: Sequence[Sequence[int]], feature_size: Sequence[int]) -> LiftingPlan:
+        """The bilinear taps every BEV value reads, for feature maps of ``feature_size``.
+
+        It depends on the geometry only, so maps of the same size lifted with the same cameras
+        (the teacher's and the student's) share one plan.
+
+        Args:
+            lidar2img: ``(B, N, 4, 4)``; pad_shape: B pairs ``(H_img, W_img)``;
+            feature_size: ``(H_f, W_f)`` of the maps to lift.
+        """
+        batch, cams = lidar2img.shape[:2]
+        feat_h, feat_w = int(feature_size[0]), int(feature_size[1])
+        pixels, seen = self.project(lidar2img, pad_shape)
+        cameras_seeing = seen.sum(dim=1)  # (B, Z, K)
+        level_seen = cameras_seeing > 0
+        if self.height_reduction == "mean":
+            # One bag per cell: the weights divide by the cameras and by the levels seen.
+            share = cameras_seeing * level_seen.sum(dim=1, keepdim=True)
+            order = seen.permute(0, 3, 2, 1)  # (B, K, Z, N): pairs come cell by cell
         else:
-            total = total / levels_seen.clamp(min=1.0)
-        return total.view(batch, channels, *self.bev_size)
+            share = cameras_seeing
+            order = seen.permute(0, 2, 3, 1)  # (B, Z, K, N): pairs come voxel by voxel
+        per_bag = order.sum(dim=(2, 3) if self.height_reduction == "mean" else 3).reshape(-1)
+        index = order.nonzero(as_tuple=True)
+        sample, camera = index[0], index[3]
+        level, cell = (index[2], index[1]) if self.height_reduction == "mean" else (index[1], index[2])
+        scale = pixels.new_tensor([[feat_w / float(shape[1]), feat_h / float(shape[0])] for shape in pad_shape])
+        # Feature-map coordinates of the seen voxel centres (align_corners=False convention).
+        coords = pixels[sample, camera, level, cell] * scale[sample] - 0.5
+        rows, weights = self._bilinear_taps(coords, feat_h, feat_w)
+        rows = rows + ((sample * cams + camera) * (feat_h * feat_w)).unsqueeze(1)
+        weights = weights / share[sample, level, cell].unsqueeze(1).to(weights.dtype)
+        offsets = torch.cumsum(per_bag * 4, dim=0) - per_bag * 4
+        return LiftingPlan(rows.reshape(-1), weights.reshape(-1), offsets, level_seen, batch, cams,
+                           (feat_h, feat_w))
+
+    def lift(self, features: Tensor, plan: LiftingPlan) -> Tensor:
+        """``(B, C, H, W)`` float32 BEV map of ``(B * N, C, H_f, W_f)`` features along ``plan``.
+
+        One ``embedding_bag`` (weighted sum of the taps of each bag) over the ``(B N H_f W_f, C)``
+        feature table: a bag is a cell (``'mean'``) or a voxel (``'max'``, then the maximum over
+        the seen levels).
+        """
+        if features.shape[0] != plan.batch * plan.cams or tuple(features.shape[-2:]) != plan.feature_size:
+            raise ValueError(f"BEVLifting: features {tuple(features.shape)} do not match the plan, made for "
+                             f"({plan.batch * plan.cams}, C, {plan.feature_size[0]}, {plan.feature_size[1]})")
+        channels = features.shape[1]
+        table = features.float().permute(0, 2, 3, 1).reshape(-1, channels)
+        bags = F.embedding_bag(plan.rows, table, plan.offsets, mode="sum", per_sample_weights=plan.weights)
+        if self.height_reduction == "max":
+            value = bags.view(plan.batch, self.num_heights, -1, channels)
+            level_seen = plan.level_seen.unsqueeze(-1)
+            lowest = torch.full_like(value, torch.finfo(value.dtype).min)
+            bags = torch.where(level_seen, value, lowest).amax(dim=1)
+            bags = torch.where(level_seen.any(dim=1), bags, torch.zeros_like(bags))
+        return bags.view(plan.batch, -1, channels).permute(0, 2, 1).reshape(plan.batch, channels, *self.bev_size)
+
+    @staticmethod
+    def _bilinear_taps(coords: Tensor, feat_h: int, feat_w: int) -> tuple[Tensor, Tensor]:
+        """The four bilinear taps of ``(M, 2)`` ``(x, y)`` feature coordinates.
+
+        Returns ``(M, 4)`` rows ``y * W_f + x`` within the camera's map and ``(M, 4)`` bilinear
+        weights, 0 for a tap outside the map (zero padding, as
+        ``grid_sample(padding_mode='zeros')``); the row of such a tap is clamped into the map.
+        """
+        low = coords.floor()
+        frac = coords - low
+        low = low.long()
+        offsets = coords.new_tensor([[0, 0], [1, 0], [0, 1], [1, 1]]).long()
+        taps = low.unsqueeze(1) + offsets  # (M, 4, 2)
+        near = torch.stack((1.0 - frac, frac), dim=1)  # (M, 2 [low, high], 2 [x, y])
+        weights = near[:, offsets[:, 0], 0] * near[:, offsets[:, 1], 1]
+        size = coords.new_tensor([feat_w, feat_h]).long()
+        inside = ((taps >= 0) & (taps < size)).all(dim=-1)
+        taps = torch.minimum(taps.clamp(min=0), size - 1)
+        return taps[..., 1] * feat_w + taps[..., 0], torch.where(inside, weights, torch.zeros_like(weights))
 
     @torch.no_grad()
     def visibility(self, lidar2img: Tensor, pad_shape: Sequence[Sequence[int]]) -> Tensor:
@@ -121,26 +203,31 @@ class BEVLifting(nn.Module):
         Returns:
             ``(B, H, W)`` float32.
         """
-        self._check_geometry(lidar2img, pad_shape)
-        seen_levels = [self._project(lidar2img, pad_shape, height)[1].amax(dim=1)
-                       for height in self.heights()]
-        return torch.stack(seen_levels).mean(dim=0).view(lidar2img.shape[0], *self.bev_size)
+        seen = self.project(lidar2img, pad_shape)[1]
+        return seen.any(dim=1).float().mean(dim=1).view(lidar2img.shape[0], *self.bev_size)
 
-    def _project(self, lidar2img: Tensor, pad_shape: Sequence[Sequence[int]],
-                 height: float) -> tuple[Tensor, Tensor]:
-        """Sampling grid ``(B, N, H*W, 2)`` (normalised; 0 where unseen) and ``(B, N, H*W)``
-        float seen mask of the voxel centres at ``height``."""
+    def project(self, lidar2img: Tensor, pad_shape: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
+        """Where every voxel centre lands in every camera.
+
+        Args:
+            lidar2img: ``(B, N, 4, 4)``; pad_shape: B pairs ``(H_img, W_img)``.
+
+        Returns:
+            ``(B, N, Z, H*W, 2)`` float32 pixels ``(u, v)`` in the padded image (levels in the
+            order of :meth:`heights`, cells row-major) and the ``(B, N, Z, H*W)`` bool mask of
+            the voxels the camera sees.
+        """
+        self._check_geometry(lidar2img, pad_shape)
         matrices = lidar2img.float()
-        xy = bev_cell_centers(self.pc_range, self.bev_size, matrices.device).view(-1, 2)
-        points = torch.cat((xy, torch.full_like(xy[:, :1], height), torch.ones_like(xy[:, :1])), dim=1)
-        homog = torch.einsum("bnij,kj->bnki", matrices, points)
+        xy = bev_cell_centers(self.pc_range, self.bev_size, matrices.device).view(1, -1, 2)
+        heights = matrices.new_tensor(self.heights()).view(-1, 1, 1).expand(-1, xy.shape[1], 1)
+        points = torch.cat((xy.expand(len(heights), -1, -1), heights, torch.ones_like(heights)), dim=-1)
+        homog = torch.einsum("bnij,zkj->bnzki", matrices, points)
         depth = homog[..., 2]
         pixels = homog[..., :2] / depth.clamp(min=MIN_DEPTH).unsqueeze(-1)
         sizes = matrices.new_tensor([[float(shape[1]), float(shape[0])] for shape in pad_shape])
-        sizes = sizes[:, None, None, :]
-        inside = ((pixels >= 0) & (pixels < sizes)).all(dim=-1) & (depth > MIN_DEPTH)
-        grid = torch.where(inside.unsqueeze(-1), 2.0 * pixels / sizes - 1.0, torch.zeros_like(pixels))
-        return grid, inside.to(matrices.dtype)
+        inside = ((pixels >= 0) & (pixels < sizes[:, None, None, None, :])).all(dim=-1) & (depth > MIN_DEPTH)
+        return pixels, inside
 
     def _check_geometry(self, lidar2img: Tensor, pad_shape: Sequence[Sequence[int]]) -> None:
         """Raise ``ValueError`` unless ``lidar2img`` is ``(B, N, 4, 4)`` with B ``pad_shape`` pairs."""
@@ -150,17 +237,16 @@ class BEVLifting(nn.Module):
             raise ValueError(f"BEVLifting: pad_shape must hold B={lidar2img.shape[0]} pairs (H_img, W_img) "
                              f"for lidar2img {tuple(lidar2img.shape)}, got {list(pad_shape)}")
 
-    def _check(self, features: Tensor, lidar2img: Tensor,
-               pad_shape: Sequence[Sequence[int]]) -> tuple[int, int]:
-        """``(B, N)`` after checking the inputs of :meth:`forward`."""
-        self._check_geometry(lidar2img, pad_shape)
+    def _check_features(self, features: Tensor, lidar2img: Tensor) -> None:
+        """Raise ``ValueError`` unless ``features`` is a float ``(B*N, C, H_f, W_f)`` for ``lidar2img``."""
+        if lidar2img.dim() != 4 or lidar2img.shape[-2:] != (4, 4):
+            raise ValueError(f"BEVLifting: lidar2img must be (B, N, 4, 4), got {tuple(lidar2img.shape)}")
         batch, cams = lidar2img.shape[:2]
         if features.dim() != 4 or features.shape[0] != batch * cams:
             raise ValueError(f"BEVLifting: features must be (B*N, C, H_f, W_f) = ({batch * cams}, C, H_f, W_f) "
                              f"for lidar2img {tuple(lidar2img.shape)}, got {tuple(features.shape)}")
         if not features.is_floating_point():
             raise ValueError(f"BEVLifting: features must be a float tensor, got {features.dtype}")
-        return batch, cams
 
     def extra_repr(self) -> str:
         """Constructor arguments, shown by ``print(module)``."""

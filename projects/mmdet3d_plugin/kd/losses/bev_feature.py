@@ -176,9 +176,12 @@ class BEVFeatureLoss(nn.Module):
         if lidar2img.dim() != 4 or lidar2img.shape[0] * lidar2img.shape[1] != student.shape[0]:
             raise ValueError(f"{name}: student {tuple(student.shape)} must hold B*N camera feature maps "
                              f"for lidar2img (B, N, 4, 4), got lidar2img {tuple(lidar2img.shape)}")
-        student_bev = self.lifting(student, lidar2img, pad_shape)
+        plan = self.lifting.plan(lidar2img, pad_shape, student.shape[-2:])
+        student_bev = self.lifting.lift(student, plan)
+        if teacher.shape[-2:] != student.shape[-2:]:  # a teacher map of another resolution
+            plan = self.lifting.plan(lidar2img, pad_shape, teacher.shape[-2:])
         with torch.no_grad():
-            teacher_bev = self.lifting(teacher.detach(), lidar2img, pad_shape)
+            teacher_bev = self.lifting.lift(teacher.detach(), plan)
         return student_bev, teacher_bev, self._labels(gt_bboxes_3d, teacher_cls, teacher_box)
 
     @torch.no_grad()
