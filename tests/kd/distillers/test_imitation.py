@@ -145,7 +145,7 @@ CASES: dict[str, tuple[int, float, float]] = {
     "feature": (80, 1e-3, 0.5),
     "query": (120, 1e-3, 0.6),
     "output": (160, 2e-3, 0.75),
-    # bev: 0.44 after 15 steps (0.26 after 30); kept short, the test must stay CPU-fast.
+    # bev: 0.36 after 15 steps; kept short, the test must stay CPU-fast.
     "bev": (15, 1e-3, 0.6),
 }
 
