@@ -11,7 +11,7 @@ standard-normal features. Two variants run interleaved (their order alternates p
 in one process on the same inputs:
 
 * ``sparse``: ``BEVLifting`` (samples only the (voxel, camera) pairs in which the camera sees
-  the voxel, ``scatter_add`` into the voxels);
+  the voxel: one ``embedding_bag`` over the bilinear taps of its plan);
 * ``dense``: ``harmodistill_tools.bev_lifting_reference.dense_bev_lifting`` (``grid_sample`` of
   every camera at every voxel, masked afterwards).
 

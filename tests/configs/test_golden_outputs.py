@@ -42,7 +42,7 @@ def test_every_config_has_stored_outputs(stored: dict[str, dict[str, torch.Tenso
 
 @pytest.mark.parametrize("config", CONFIGS)
 def test_outputs_unchanged_up_to_float_noise(config: str, stored: dict[str, dict[str, torch.Tensor]],
-                               monkeypatch: pytest.MonkeyPatch) -> None:
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     now = config_outputs(config)
     before = stored[config]

@@ -42,6 +42,10 @@ from torch import Tensor, nn
 
 from ..losses.region_weights import bev_cell_centers
 
+HEIGHT_REDUCTIONS = ("mean", "max")
+# Smallest depth (metres) at which a voxel counts as in front of a camera.
+MIN_DEPTH = 1e-2
+
 
 class LiftingPlan(NamedTuple):
     """The bilinear taps of a lifting (:meth:`BEVLifting.plan`), bag by bag.
@@ -60,9 +64,6 @@ class LiftingPlan(NamedTuple):
     cams: int
     feature_size: tuple[int, int]
 
-HEIGHT_REDUCTIONS = ("mean", "max")
-# Smallest depth (metres) at which a voxel counts as in front of a camera.
-MIN_DEPTH = 1e-2
 
 
 class BEVLifting(nn.Module):
@@ -112,7 +113,6 @@ class BEVLifting(nn.Module):
         Returns:
             ``(B, C, H, W)`` float32 BEV map (differentiable w.r.t. ``features``).
         """
-        self._check_features(features, lidar2img)
         return self.lift(features, self.plan(lidar2img, pad_shape, features.shape[-2:]))
 
     @torch.no_grad()
@@ -135,13 +135,14 @@ class BEVLifting(nn.Module):
             # One bag per cell: the weights divide by the cameras and by the levels seen.
             share = cameras_seeing * level_seen.sum(dim=1, keepdim=True)
             order = seen.permute(0, 3, 2, 1)  # (B, K, Z, N): pairs come cell by cell
+            per_bag = order.sum(dim=(2, 3))
+            sample, cell, level, camera = order.nonzero(as_tuple=True)
         else:
             share = cameras_seeing
             order = seen.permute(0, 2, 3, 1)  # (B, Z, K, N): pairs come voxel by voxel
-        per_bag = order.sum(dim=(2, 3) if self.height_reduction == "mean" else 3).reshape(-1)
-        index = order.nonzero(as_tuple=True)
-        sample, camera = index[0], index[3]
-        level, cell = (index[2], index[1]) if self.height_reduction == "mean" else (index[1], index[2])
+            per_bag = order.sum(dim=3)
+            sample, level, cell, camera = order.nonzero(as_tuple=True)
+        per_bag = per_bag.reshape(-1)
         scale = pixels.new_tensor([[feat_w / float(shape[1]), feat_h / float(shape[0])] for shape in pad_shape])
         # Feature-map coordinates of the seen voxel centres (align_corners=False convention).
         coords = pixels[sample, camera, level, cell] * scale[sample] - 0.5
@@ -159,9 +160,15 @@ class BEVLifting(nn.Module):
         feature table: a bag is a cell (``'mean'``) or a voxel (``'max'``, then the maximum over
         the seen levels).
         """
-        if features.shape[0] != plan.batch * plan.cams or tuple(features.shape[-2:]) != plan.feature_size:
+        maps = plan.batch * plan.cams
+        if features.dim() != 4 or features.shape[0] != maps:
+            raise ValueError(f"BEVLifting: features must be (B*N, C, H_f, W_f) = ({maps}, C, H_f, W_f) for "
+                             f"B={plan.batch} samples of N={plan.cams} cameras, got {tuple(features.shape)}")
+        if tuple(features.shape[-2:]) != plan.feature_size:
             raise ValueError(f"BEVLifting: features {tuple(features.shape)} do not match the plan, made for "
-                             f"({plan.batch * plan.cams}, C, {plan.feature_size[0]}, {plan.feature_size[1]})")
+                             f"({maps}, C, {plan.feature_size[0]}, {plan.feature_size[1]})")
+        if not features.is_floating_point():
+            raise ValueError(f"BEVLifting: features must be a float tensor, got {features.dtype}")
         channels = features.shape[1]
         table = features.float().permute(0, 2, 3, 1).reshape(-1, channels)
         bags = F.embedding_bag(plan.rows, table, plan.offsets, mode="sum", per_sample_weights=plan.weights)
@@ -236,17 +243,6 @@ class BEVLifting(nn.Module):
         if len(pad_shape) != lidar2img.shape[0] or any(len(shape) < 2 for shape in pad_shape):
             raise ValueError(f"BEVLifting: pad_shape must hold B={lidar2img.shape[0]} pairs (H_img, W_img) "
                              f"for lidar2img {tuple(lidar2img.shape)}, got {list(pad_shape)}")
-
-    def _check_features(self, features: Tensor, lidar2img: Tensor) -> None:
-        """Raise ``ValueError`` unless ``features`` is a float ``(B*N, C, H_f, W_f)`` for ``lidar2img``."""
-        if lidar2img.dim() != 4 or lidar2img.shape[-2:] != (4, 4):
-            raise ValueError(f"BEVLifting: lidar2img must be (B, N, 4, 4), got {tuple(lidar2img.shape)}")
-        batch, cams = lidar2img.shape[:2]
-        if features.dim() != 4 or features.shape[0] != batch * cams:
-            raise ValueError(f"BEVLifting: features must be (B*N, C, H_f, W_f) = ({batch * cams}, C, H_f, W_f) "
-                             f"for lidar2img {tuple(lidar2img.shape)}, got {tuple(features.shape)}")
-        if not features.is_floating_point():
-            raise ValueError(f"BEVLifting: features must be a float tensor, got {features.dtype}")
 
     def extra_repr(self) -> str:
         """Constructor arguments, shown by ``print(module)``."""
